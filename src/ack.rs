@@ -1,0 +1,206 @@
+//! Unit-of-work acknowledgements.
+//!
+//! A unit (one trail file, or a byte range of a growing NDJSON file) is created by its reader
+//! with one pending share held by the reader itself. Every event read from it holds a share;
+//! cloning an event for fan-out adds one. A share is resolved exactly once: `ack` (delivered, or
+//! deliberately dropped by a filter) or `fail`. A share dropped without being resolved counts as
+//! a failure, so an event lost to a panic, a cancelled task or a shutdown can never let its
+//! unit be committed. When the last share is resolved, the unit's result goes to its source.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a source learns when one of its units is finished.
+#[derive(Debug)]
+pub struct UnitDone<M> {
+    pub meta: M,
+    /// Every event was delivered by every sink it was routed to, or dropped by a filter.
+    pub delivered: bool,
+}
+
+struct Unit<M: Send + 'static> {
+    pending: AtomicUsize,
+    failed: AtomicBool,
+    meta: Mutex<Option<M>>,
+    notify: UnboundedSender<UnitDone<M>>,
+}
+
+trait Resolve: Send + Sync {
+    fn resolve(&self, ok: bool);
+    fn add(&self);
+}
+
+impl<M: Send + 'static> Resolve for Unit<M> {
+    fn add(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+    fn resolve(&self, ok: bool) {
+        if !ok {
+            self.failed.store(true, Ordering::Release);
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let meta = self.meta.lock().ok().and_then(|mut m| m.take());
+            if let Some(meta) = meta {
+                let delivered = !self.failed.load(Ordering::Acquire);
+                // The source may already be gone (shutdown): nothing left to commit then.
+                let _ = self.notify.send(UnitDone { meta, delivered });
+            }
+        }
+    }
+}
+
+/// One share of a unit, carried by an event. `AckToken::none()` is for events with no unit.
+pub struct AckToken(Option<Arc<dyn Resolve>>);
+
+impl std::fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "AckToken"
+        } else {
+            "AckToken(none)"
+        })
+    }
+}
+
+impl AckToken {
+    pub fn none() -> Self {
+        AckToken(None)
+    }
+    pub fn ack(mut self) {
+        if let Some(u) = self.0.take() {
+            u.resolve(true);
+        }
+    }
+    pub fn fail(mut self) {
+        if let Some(u) = self.0.take() {
+            u.resolve(false);
+        }
+    }
+}
+
+impl Clone for AckToken {
+    fn clone(&self) -> Self {
+        if let Some(u) = &self.0 {
+            u.add();
+        }
+        AckToken(self.0.clone())
+    }
+}
+
+impl Drop for AckToken {
+    fn drop(&mut self) {
+        if let Some(u) = self.0.take() {
+            u.resolve(false);
+        }
+    }
+}
+
+/// The reader's handle on a unit it is filling.
+pub struct UnitHandle<M: Send + 'static> {
+    unit: Arc<Unit<M>>,
+    sealed: bool,
+}
+
+impl<M: Send + 'static> UnitHandle<M> {
+    pub fn new(meta: M, notify: UnboundedSender<UnitDone<M>>) -> Self {
+        UnitHandle {
+            unit: Arc::new(Unit {
+                pending: AtomicUsize::new(1),
+                failed: AtomicBool::new(false),
+                meta: Mutex::new(Some(meta)),
+                notify,
+            }),
+            sealed: false,
+        }
+    }
+
+    /// A share for one more event of this unit.
+    pub fn token(&self) -> AckToken {
+        self.unit.add();
+        AckToken(Some(self.unit.clone() as Arc<dyn Resolve>))
+    }
+
+    /// Update the unit's metadata before sealing (e.g. its end offset).
+    pub fn update(&self, f: impl FnOnce(&mut M)) {
+        if let Ok(mut m) = self.unit.meta.lock()
+            && let Some(m) = m.as_mut()
+        {
+            f(m);
+        }
+    }
+
+    /// The reader has emitted everything of this unit; it completes when its events do.
+    pub fn seal(mut self) {
+        self.sealed = true;
+        self.unit.resolve(true);
+    }
+
+    /// The reader gave up on this unit (cancelled): it will not be committed.
+    pub fn abandon(mut self) {
+        self.sealed = true;
+        self.unit.resolve(false);
+    }
+}
+
+impl<M: Send + 'static> Drop for UnitHandle<M> {
+    fn drop(&mut self) {
+        if !self.sealed {
+            self.unit.resolve(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    #[test]
+    fn completes_when_all_shares_resolved() {
+        let (tx, mut rx) = unbounded_channel();
+        let u = UnitHandle::new(7u32, tx);
+        let a = u.token();
+        let b = a.clone();
+        u.seal();
+        assert!(rx.try_recv().is_err());
+        a.ack();
+        assert!(rx.try_recv().is_err());
+        b.ack();
+        let d = rx.try_recv().unwrap();
+        assert_eq!(d.meta, 7);
+        assert!(d.delivered);
+    }
+
+    #[test]
+    fn one_failure_fails_the_unit() {
+        let (tx, mut rx) = unbounded_channel();
+        let u = UnitHandle::new((), tx);
+        let a = u.token();
+        let b = u.token();
+        u.seal();
+        a.fail();
+        b.ack();
+        assert!(!rx.try_recv().unwrap().delivered);
+    }
+
+    #[test]
+    fn dropped_share_is_a_failure() {
+        let (tx, mut rx) = unbounded_channel();
+        let u = UnitHandle::new((), tx);
+        drop(u.token());
+        u.seal();
+        assert!(!rx.try_recv().unwrap().delivered);
+    }
+
+    #[test]
+    fn empty_unit_completes_on_seal_and_dropped_handle_fails() {
+        let (tx, mut rx) = unbounded_channel();
+        UnitHandle::new(1, tx.clone()).seal();
+        assert!(rx.try_recv().unwrap().delivered);
+        drop(UnitHandle::new(2, tx));
+        assert!(!rx.try_recv().unwrap().delivered);
+    }
+}

@@ -1,0 +1,60 @@
+//! CloudTrail file formats, detected by content: gzip or plain; `{"Records":[...]}` documents,
+//! NDJSON record streams, concatenated documents; digest files are recognized and skipped.
+
+pub mod scanner;
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use flate2::read::MultiGzDecoder;
+
+pub use scanner::{Item, ScanError, Scanner};
+
+/// Default upper bound for one record (CloudTrail records are at most a few hundred KiB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+/// How a file's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// Look at the first bytes of a file: gzip magic, or plain.
+pub fn sniff(file: &mut File) -> io::Result<Compression> {
+    let mut magic = [0u8; 2];
+    let mut n = 0;
+    while n < 2 {
+        match file.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Compression::Gzip
+    } else {
+        Compression::None
+    })
+}
+
+/// A reader over a file's decoded content. Plain files start at `offset`; gzip files are
+/// always read whole (offset 0), since a compressed stream cannot be entered midway.
+pub fn open_decoded(
+    mut file: File,
+    compression: Compression,
+    offset: u64,
+) -> io::Result<Box<dyn Read + Send>> {
+    match compression {
+        Compression::Gzip => Ok(Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            128 * 1024,
+            file,
+        )))),
+        Compression::None => {
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Box::new(file))
+        }
+    }
+}
