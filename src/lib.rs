@@ -2,6 +2,12 @@
 //! analysed. See ARCHITECTURE.md for the map of this crate.
 
 pub mod ack;
+pub mod checkpoint;
+pub mod config;
 pub mod decode;
 pub mod event;
+pub mod sinks;
+pub mod sources;
 pub mod telemetry;
+pub mod topology;
+pub mod transforms;

@@ -80,6 +80,8 @@ enum State {
 enum Capture {
     Done,
     TooLarge(usize),
+    /// Line framing: the line ended inside the value (consumed through the newline).
+    Broken,
 }
 
 pub struct Scanner<R> {
@@ -96,6 +98,9 @@ pub struct Scanner<R> {
     queue: VecDeque<Item>,
     /// Start offset of the top-level value being read.
     value_start: u64,
+    /// NDJSON framing: decided by the first top-level record (one line → one record per line).
+    /// A line that ends inside a record is then skipped alone instead of swallowing the next.
+    line_framed: Option<bool>,
 }
 
 #[inline]
@@ -118,6 +123,18 @@ impl<R: Read> Scanner<R> {
             slab: BytesMut::new(),
             queue: VecDeque::new(),
             value_start: start,
+            line_framed: None,
+        }
+    }
+
+    /// What the stream starts with: `None` if nothing but whitespace, `Some(true)` for a
+    /// document (`{"Records":...}` or a top-level array), `Some(false)` for anything else.
+    pub fn starts_with_document(&mut self) -> Result<Option<bool>, ScanError> {
+        match self.peek()? {
+            None => Ok(None),
+            Some(b'{') => Ok(Some(self.first_key_is_records()?)),
+            Some(b'[') => Ok(Some(true)),
+            Some(_) => Ok(Some(false)),
         }
     }
 
@@ -226,10 +243,10 @@ impl<R: Read> Scanner<R> {
 
     fn consume_string(&mut self) -> Result<(), ScanError> {
         match self.peek()? {
-            Some(b'"') => match self.capture(false, usize::MAX)? {
-                Capture::Done => Ok(()),
-                Capture::TooLarge(_) => Ok(()),
-            },
+            Some(b'"') => {
+                self.capture(false, usize::MAX)?;
+                Ok(())
+            }
             Some(_) => Err(self.syntax("expected a key string")),
             None => Err(ScanError::Incomplete {
                 offset: self.value_start,
@@ -240,6 +257,15 @@ impl<R: Read> Scanner<R> {
     /// Consume one JSON value starting at `pos` (after whitespace). With `keep`, its bytes are
     /// appended to the slab (up to `max`; beyond that it is consumed and reported too large).
     fn capture(&mut self, keep: bool, max: usize) -> Result<Capture, ScanError> {
+        self.capture_framed(keep, max, false)
+    }
+
+    fn capture_framed(
+        &mut self,
+        keep: bool,
+        max: usize,
+        framed: bool,
+    ) -> Result<Capture, ScanError> {
         let start_len = self.slab.len();
         let mut kept = keep;
         let mut total = 0usize;
@@ -249,6 +275,7 @@ impl<R: Read> Scanner<R> {
         let mut carry = 0usize;
         let first = self.buf[self.pos];
         let scalar = !matches!(first, b'{' | b'[' | b'"');
+        let mut broken = false;
         loop {
             let chunk_start = self.pos;
             let mut i = self.pos + carry;
@@ -267,12 +294,23 @@ impl<R: Read> Scanner<R> {
             } else {
                 while i < buf.len() {
                     if in_str {
-                        match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                        let hit = if framed {
+                            memchr::memchr3(b'"', b'\\', b'\n', &buf[i..])
+                        } else {
+                            memchr::memchr2(b'"', b'\\', &buf[i..])
+                        };
+                        match hit {
                             None => {
                                 i = buf.len();
                             }
                             Some(k) => {
                                 i += k;
+                                if buf[i] == b'\n' {
+                                    i += 1;
+                                    broken = true;
+                                    done = true;
+                                    break;
+                                }
                                 if buf[i] == b'\\' {
                                     i += 2;
                                     if i > buf.len() {
@@ -291,6 +329,12 @@ impl<R: Read> Scanner<R> {
                         }
                     } else {
                         match buf[i] {
+                            b'\n' if framed => {
+                                i += 1;
+                                broken = true;
+                                done = true;
+                                break;
+                            }
                             b'"' => in_str = true,
                             b'{' | b'[' => depth += 1,
                             b'}' | b']' => {
@@ -319,6 +363,10 @@ impl<R: Read> Scanner<R> {
             }
             self.pos = i;
             if done {
+                if broken {
+                    self.slab.truncate(start_len);
+                    return Ok(Capture::Broken);
+                }
                 return Ok(if keep && !kept {
                     Capture::TooLarge(total)
                 } else {
@@ -436,8 +484,8 @@ impl<R: Read> Scanner<R> {
         }
         self.prepare_slab();
         match self.capture(true, self.max_record)? {
-            Capture::Done => Ok(Item::Record(self.take_slab())),
             Capture::TooLarge(n) => Ok(too_large(n, self.max_record)),
+            Capture::Done | Capture::Broken => Ok(Item::Record(self.take_slab())),
         }
     }
 
@@ -475,13 +523,27 @@ impl<R: Read> Scanner<R> {
             }
             b'{' => {
                 self.prepare_slab();
-                match self.capture(true, self.max_record)? {
+                let framed = self.line_framed == Some(true);
+                match self.capture_framed(true, self.max_record, framed)? {
                     Capture::TooLarge(n) => {
                         self.queue.push_back(Item::Boundary(self.offset()));
                         Ok(Some(too_large(n, self.max_record)))
                     }
+                    Capture::Broken => {
+                        self.queue.push_back(Item::Boundary(self.offset()));
+                        Ok(Some(Item::Skipped {
+                            reason: "invalid_json",
+                            detail: format!(
+                                "the line starting at byte {} ends inside a record",
+                                self.value_start
+                            ),
+                        }))
+                    }
                     Capture::Done => {
                         let raw = self.take_slab();
+                        if self.line_framed.is_none() {
+                            self.line_framed = Some(memchr::memchr(b'\n', &raw).is_none());
+                        }
                         self.classify(raw);
                         self.queue.push_back(Item::Boundary(self.offset()));
                         Ok(self.queue.pop_front())
@@ -504,9 +566,33 @@ impl<R: Read> Scanner<R> {
                     detail: "a top-level JSON value is not an object".into(),
                 }))
             }
-            other => Err(self.syntax(format!(
-                "unexpected byte 0x{other:02x} where a JSON value should start"
-            ))),
+            other => {
+                let msg = format!("unexpected byte 0x{other:02x} where a JSON value should start");
+                if self.line_framed == Some(true) {
+                    // An NDJSON stream: skip the bad line, keep the rest.
+                    self.skip_line()?;
+                    self.queue.push_back(Item::Boundary(self.offset()));
+                    return Ok(Some(Item::Skipped {
+                        reason: "not_json",
+                        detail: format!("line at byte {}: {msg}", self.value_start),
+                    }));
+                }
+                Err(self.syntax(msg))
+            }
+        }
+    }
+
+    /// Consume through the next newline (or to the end of the stream).
+    fn skip_line(&mut self) -> Result<(), ScanError> {
+        loop {
+            if let Some(k) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
+                self.pos += k + 1;
+                return Ok(());
+            }
+            self.pos = self.end;
+            if !self.fill()? {
+                return Ok(());
+            }
         }
     }
 
@@ -700,6 +786,24 @@ mod tests {
         let (items, err) = scan(b"{\"eventID\":\"1\"}\n{\"eventID\":");
         assert_eq!(items, vec![r#"{"eventID":"1"}"#, "@15"]);
         assert!(matches!(err, Some(ScanError::Incomplete { offset: 16 })));
+    }
+
+    #[test]
+    fn ndjson_bad_lines_do_not_swallow_neighbours() {
+        let doc = b"{\"eventID\":\"1\"}\n{\"eventID\":\"2\n{\"eventID\":\"3\"}\ngarbage line\n{\"eventID\":\"4\"}\n";
+        let (items, err) = scan(doc);
+        assert!(err.is_none(), "{err:?}");
+        let recs: Vec<_> = items.iter().filter(|i| i.starts_with('{')).collect();
+        assert_eq!(
+            recs,
+            vec![
+                r#"{"eventID":"1"}"#,
+                r#"{"eventID":"3"}"#,
+                r#"{"eventID":"4"}"#
+            ]
+        );
+        assert!(items.contains(&"skip:invalid_json".to_string()));
+        assert!(items.contains(&"skip:not_json".to_string()));
     }
 
     #[test]

@@ -1,0 +1,508 @@
+//! The machinery every sink shares: batching (max events, max bytes, max age), bounded
+//! concurrency, retries with exponential backoff and full jitter (`backon`), the
+//! retryable/permanent split, per-item partial failures, and acknowledgement.
+//!
+//! A sink only implements `SinkService::send` for one batch; everything else lives here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use serde::Deserialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::config::{FieldError, from_table, units};
+use crate::event::Event;
+use crate::telemetry;
+use crate::transforms::Batch;
+
+/// Why sending failed.
+#[derive(Debug, Clone)]
+pub enum SendError {
+    /// Worth trying again (I/O error, 429, 5xx, timeout). `retry_after` overrides the backoff.
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again cannot help (a rejected event, a 400).
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        SendError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    fn message(&self) -> &str {
+        match self {
+            SendError::Retryable { message, .. } | SendError::Permanent(message) => message,
+        }
+    }
+}
+
+/// One event of a batch that failed while the others succeeded.
+#[derive(Debug)]
+pub struct ItemError {
+    pub index: usize,
+    pub error: SendError,
+}
+
+/// A sink's transport: send one batch. `Ok(errors)` lists the events that failed (none: all
+/// delivered); `Err` fails the whole batch.
+pub trait SinkService: Send + Sync + 'static {
+    fn send(
+        &self,
+        events: &[Event],
+    ) -> impl Future<Output = Result<Vec<ItemError>, SendError>> + Send;
+    /// Called once after the last batch (close files, flush buffers).
+    fn finish(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub max_events: usize,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// None: no limit on attempts (bounded by `max_duration`).
+    pub max_retries: Option<usize>,
+    pub max_duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkCommon {
+    pub batch: BatchConfig,
+    pub retry: RetryConfig,
+    pub concurrency: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BatchKeys {
+    max_events: Option<usize>,
+    #[serde(default, deserialize_with = "opt_size")]
+    max_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetryKeys {
+    #[serde(default, deserialize_with = "opt_duration")]
+    initial_backoff: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    max_backoff: Option<Duration>,
+    max_retries: Option<usize>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    max_duration: Option<Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    units::duration(d).map(Some)
+}
+fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    units::size(d).map(Some)
+}
+
+impl SinkCommon {
+    /// Take `batch`, `retry` and `concurrency` out of a sink's table, filling defaults from
+    /// `defaults` (each sink type has its own).
+    pub fn take(table: &mut toml::Table, defaults: SinkCommon) -> Result<SinkCommon, FieldError> {
+        let mut c = defaults;
+        let sub = |table: &mut toml::Table, key: &str| -> Result<toml::Table, FieldError> {
+            match table.remove(key) {
+                None => Ok(toml::Table::new()),
+                Some(toml::Value::Table(t)) => Ok(t),
+                Some(_) => Err(FieldError::new(&[key], format!("`{key}` must be a table"))),
+            }
+        };
+        let b: BatchKeys = from_table(sub(table, "batch")?).map_err(|e| e.under("batch"))?;
+        let r: RetryKeys = from_table(sub(table, "retry")?).map_err(|e| e.under("retry"))?;
+        c.batch.max_events = b.max_events.unwrap_or(c.batch.max_events);
+        c.batch.max_bytes = b.max_bytes.unwrap_or(c.batch.max_bytes);
+        c.batch.timeout = b.timeout.unwrap_or(c.batch.timeout);
+        c.retry.initial_backoff = r.initial_backoff.unwrap_or(c.retry.initial_backoff);
+        c.retry.max_backoff = r.max_backoff.unwrap_or(c.retry.max_backoff);
+        c.retry.max_retries = r.max_retries.or(c.retry.max_retries);
+        c.retry.max_duration = r.max_duration.unwrap_or(c.retry.max_duration);
+        match table.remove("concurrency") {
+            None => {}
+            Some(toml::Value::Integer(n)) if (1..=1024).contains(&n) => c.concurrency = n as usize,
+            Some(_) => {
+                return Err(FieldError::new(
+                    &["concurrency"],
+                    "`concurrency` must be a whole number from 1 to 1024",
+                ));
+            }
+        }
+        if c.batch.max_events == 0 {
+            return Err(FieldError::new(
+                &["batch", "max_events"],
+                "must be at least 1",
+            ));
+        }
+        if c.retry.initial_backoff.is_zero() || c.retry.max_backoff < c.retry.initial_backoff {
+            return Err(FieldError::new(
+                &["retry", "max_backoff"],
+                "need 0 < initial_backoff <= max_backoff",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+impl Default for SinkCommon {
+    fn default() -> Self {
+        SinkCommon {
+            batch: BatchConfig {
+                max_events: 1000,
+                max_bytes: 10 << 20,
+                timeout: Duration::from_secs(1),
+            },
+            retry: RetryConfig {
+                initial_backoff: Duration::from_millis(500),
+                max_backoff: Duration::from_secs(60),
+                max_retries: None,
+                max_duration: Duration::from_secs(15 * 60),
+            },
+            concurrency: 1,
+        }
+    }
+}
+
+/// Run a sink until its input closes and every batch is resolved.
+pub async fn run<S: SinkService>(
+    name: Arc<str>,
+    mut rx: mpsc::Receiver<Batch>,
+    svc: Arc<S>,
+    common: SinkCommon,
+) {
+    let sem = Arc::new(Semaphore::new(common.concurrency));
+    let mut inflight: JoinSet<()> = JoinSet::new();
+    let mut cur: Vec<Event> = Vec::new();
+    let mut cur_bytes: u64 = 0;
+    let mut deadline: Option<Instant> = None;
+    let retry = Arc::new(common.retry.clone());
+    loop {
+        let full = cur.len() >= common.batch.max_events || cur_bytes >= common.batch.max_bytes;
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if !cur.is_empty() && (full || expired) {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let events = take_batch(&mut cur, &mut cur_bytes, &common.batch);
+            if cur.is_empty() {
+                deadline = None;
+            }
+            let (n, s, r) = (name.clone(), svc.clone(), retry.clone());
+            inflight.spawn(async move {
+                deliver(&n, &*s, events, &r).await;
+                drop(permit);
+            });
+            continue;
+        }
+        tokio::select! {
+            b = rx.recv() => match b {
+                None => break,
+                Some(batch) => {
+                    for e in batch {
+                        cur_bytes += event_bytes(&e);
+                        cur.push(e);
+                    }
+                    if deadline.is_none() && !cur.is_empty() {
+                        deadline = Some(Instant::now() + common.batch.timeout);
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+        }
+    }
+    while !cur.is_empty() {
+        let events = take_batch(&mut cur, &mut cur_bytes, &common.batch);
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let (n, s, r) = (name.clone(), svc.clone(), retry.clone());
+        inflight.spawn(async move {
+            deliver(&n, &*s, events, &r).await;
+            drop(permit);
+        });
+    }
+    while inflight.join_next().await.is_some() {}
+    svc.finish().await;
+}
+
+fn event_bytes(e: &Event) -> u64 {
+    e.data.raw.len() as u64 + 1
+}
+
+/// Take the first batch's worth of events (at least one) off the front of `cur`.
+fn take_batch(cur: &mut Vec<Event>, cur_bytes: &mut u64, cfg: &BatchConfig) -> Vec<Event> {
+    let mut n = 0;
+    let mut bytes = 0;
+    for e in cur.iter().take(cfg.max_events) {
+        let b = event_bytes(e);
+        if n > 0 && bytes + b > cfg.max_bytes {
+            break;
+        }
+        bytes += b;
+        n += 1;
+    }
+    let rest = cur.split_off(n);
+    *cur_bytes -= bytes;
+    std::mem::replace(cur, rest)
+}
+
+/// Deliver one batch: retry what is retryable, ack what was delivered, fail the rest.
+async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, retry: &RetryConfig) {
+    let start = Instant::now();
+    let mut backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(retry.initial_backoff)
+        .with_max_delay(retry.max_backoff)
+        .with_factor(2.0)
+        .without_max_times()
+        .build();
+    let mut attempt = 0usize;
+    loop {
+        attempt += 1;
+        let (err, retry_after) = match svc.send(&events).await {
+            Ok(errors) if errors.is_empty() => {
+                telemetry::add(
+                    "events_sent_total",
+                    &[("component", name)],
+                    events.len() as u64,
+                );
+                events.into_iter().for_each(Event::ack);
+                return;
+            }
+            Ok(errors) => {
+                // Split: delivered, permanently failed, to retry.
+                let mut status: Vec<Option<SendError>> = vec![None; events.len()];
+                for ie in errors {
+                    if let Some(s) = status.get_mut(ie.index) {
+                        *s = Some(ie.error);
+                    }
+                }
+                let mut again = Vec::new();
+                let mut first_err = None;
+                let mut after = None;
+                let (mut sent, mut failed) = (0u64, 0u64);
+                for (e, st) in events.into_iter().zip(status) {
+                    match st {
+                        None => {
+                            sent += 1;
+                            e.ack();
+                        }
+                        Some(SendError::Permanent(m)) => {
+                            failed += 1;
+                            tracing::error!(sink = name, event_id = e.data.event_id().unwrap_or("-"), origin = %e.data.origin.location, error = %m, "event rejected permanently; its unit will not be committed and will be read again later");
+                            e.fail();
+                        }
+                        Some(err @ SendError::Retryable { .. }) => {
+                            if let SendError::Retryable {
+                                retry_after: Some(d),
+                                ..
+                            } = &err
+                            {
+                                after = Some(*d);
+                            }
+                            first_err.get_or_insert(err);
+                            again.push(e);
+                        }
+                    }
+                }
+                telemetry::add("events_sent_total", &[("component", name)], sent);
+                telemetry::add("events_failed_total", &[("component", name)], failed);
+                events = again;
+                match first_err {
+                    None => return,
+                    Some(e) => (e, after),
+                }
+            }
+            Err(SendError::Permanent(m)) => {
+                tracing::error!(sink = name, events = events.len(), error = %m, "batch rejected permanently; its units will not be committed and will be read again later");
+                telemetry::add(
+                    "events_failed_total",
+                    &[("component", name)],
+                    events.len() as u64,
+                );
+                events.into_iter().for_each(Event::fail);
+                return;
+            }
+            Err(e @ SendError::Retryable { .. }) => {
+                let after = match &e {
+                    SendError::Retryable { retry_after, .. } => *retry_after,
+                    SendError::Permanent(_) => None,
+                };
+                (e, after)
+            }
+        };
+        let ceiling = backoff.next().unwrap_or(retry.max_backoff);
+        // Full jitter: anywhere between zero and the exponential ceiling.
+        let delay = retry_after.unwrap_or_else(|| ceiling.mul_f64(fastrand::f64()));
+        let out_of_attempts = retry.max_retries.is_some_and(|m| attempt > m);
+        let out_of_time = start.elapsed() + delay > retry.max_duration;
+        if out_of_attempts || out_of_time {
+            tracing::error!(
+                sink = name,
+                events = events.len(),
+                attempts = attempt,
+                error = err.message(),
+                "giving up after retries; the units of these events will not be committed and will be read again later"
+            );
+            telemetry::add(
+                "events_failed_total",
+                &[("component", name)],
+                events.len() as u64,
+            );
+            events.into_iter().for_each(Event::fail);
+            return;
+        }
+        telemetry::count("sink_retries_total", &[("component", name)]);
+        tracing::warn!(
+            sink = name,
+            events = events.len(),
+            attempt,
+            retry_in_ms = delay.as_millis() as u64,
+            error = err.message(),
+            "send failed; will retry"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::UnitHandle;
+    use crate::event::{EventData, Header, Origin};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Flaky {
+        calls: AtomicUsize,
+        fail_first: usize,
+        permanent_index: Option<usize>,
+        seen: Mutex<Vec<usize>>,
+    }
+
+    impl SinkService for Flaky {
+        async fn send(&self, events: &[Event]) -> Result<Vec<ItemError>, SendError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.seen.lock().unwrap().push(events.len());
+            if n < self.fail_first {
+                return Err(SendError::retryable("down"));
+            }
+            Ok(self
+                .permanent_index
+                .map(|i| ItemError {
+                    index: i,
+                    error: SendError::Permanent("bad".into()),
+                })
+                .into_iter()
+                .collect())
+        }
+    }
+
+    fn events(
+        n: usize,
+    ) -> (
+        Vec<Event>,
+        tokio::sync::mpsc::UnboundedReceiver<crate::ack::UnitDone<()>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let unit = UnitHandle::new((), tx);
+        let origin = Arc::new(Origin {
+            source: "t".into(),
+            location: "x".into(),
+        });
+        let v = (0..n)
+            .map(|_| {
+                Event::new(
+                    EventData {
+                        raw: bytes::Bytes::from_static(b"{}"),
+                        header: Header::default(),
+                        origin: origin.clone(),
+                    },
+                    unit.token(),
+                )
+            })
+            .collect();
+        unit.seal();
+        (v, rx)
+    }
+
+    fn common(max_events: usize) -> SinkCommon {
+        let mut c = SinkCommon::default();
+        c.batch.max_events = max_events;
+        c.batch.timeout = Duration::from_millis(20);
+        c.retry.initial_backoff = Duration::from_millis(1);
+        c.retry.max_backoff = Duration::from_millis(4);
+        c
+    }
+
+    #[tokio::test]
+    async fn retries_then_acks_in_batches() {
+        let svc = Arc::new(Flaky {
+            calls: 0.into(),
+            fail_first: 3,
+            permanent_index: None,
+            seen: Mutex::default(),
+        });
+        let (tx, rx) = mpsc::channel(4);
+        let (evs, mut done) = events(25);
+        tx.send(evs).await.unwrap();
+        drop(tx);
+        run("t".into(), rx, svc.clone(), common(10)).await;
+        assert!(done.recv().await.unwrap().delivered);
+        let seen = svc.seen.lock().unwrap().clone();
+        // 3 failed attempts of the first batch, then 10, 10, 5
+        assert_eq!(seen, vec![10, 10, 10, 10, 10, 5]);
+    }
+
+    #[tokio::test]
+    async fn permanent_item_failure_fails_unit_and_gives_up() {
+        let svc = Arc::new(Flaky {
+            calls: 0.into(),
+            fail_first: 0,
+            permanent_index: Some(1),
+            seen: Mutex::default(),
+        });
+        let (tx, rx) = mpsc::channel(4);
+        let (evs, mut done) = events(3);
+        tx.send(evs).await.unwrap();
+        drop(tx);
+        run("t".into(), rx, svc, common(10)).await;
+        assert!(!done.recv().await.unwrap().delivered);
+
+        let svc = Arc::new(Flaky {
+            calls: 0.into(),
+            fail_first: usize::MAX,
+            permanent_index: None,
+            seen: Mutex::default(),
+        });
+        let mut c = common(10);
+        c.retry.max_retries = Some(2);
+        let (tx, rx) = mpsc::channel(4);
+        let (evs, mut done) = events(3);
+        tx.send(evs).await.unwrap();
+        drop(tx);
+        run("t".into(), rx, svc.clone(), c).await;
+        assert!(!done.recv().await.unwrap().delivered);
+        assert_eq!(svc.calls.load(Ordering::SeqCst), 3);
+    }
+}

@@ -1,0 +1,88 @@
+//! Sinks: one file each, all on the shared machinery in `driver` (batching, retries,
+//! concurrency, acknowledgement). Adding a sink: a file with its Config and `SinkService`, and
+//! a variant in `SinkConfig`.
+
+pub mod console;
+pub mod driver;
+pub mod encoding;
+pub mod file;
+pub mod template;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use driver::SinkCommon;
+
+use crate::config::{FieldError, from_table};
+use crate::transforms::Batch;
+
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    File(file::FileSinkConfig),
+    Console(console::ConsoleSinkConfig),
+}
+
+impl SinkConfig {
+    pub const KINDS: &'static [&'static str] = &["file", "console"];
+
+    /// Batching, retry and concurrency defaults of each sink type.
+    pub fn defaults(kind: &str) -> SinkCommon {
+        let mut c = SinkCommon::default();
+        match kind {
+            "file" => {
+                c.batch.max_events = 10_000;
+                c.batch.max_bytes = 16 << 20;
+                c.batch.timeout = Duration::from_millis(500);
+            }
+            "console" => {
+                c.batch.timeout = Duration::from_millis(100);
+            }
+            _ => {}
+        }
+        c
+    }
+
+    pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+        match kind {
+            "file" => from_table(table).map(Self::File),
+            "console" => from_table(table).map(Self::Console),
+            other => Err(FieldError::new(
+                &["type"],
+                format!(
+                    "unknown sink type {other:?}; expected one of: {}",
+                    Self::KINDS.join(", ")
+                ),
+            )),
+        }
+    }
+
+    pub fn check(&self) -> Vec<FieldError> {
+        match self {
+            Self::File(c) => c.build().err().into_iter().collect(),
+            Self::Console(_) => Vec::new(),
+        }
+    }
+
+    /// Start the sink; it runs until `rx` closes and all its batches are resolved.
+    pub fn spawn(
+        &self,
+        name: Arc<str>,
+        rx: mpsc::Receiver<Batch>,
+        common: SinkCommon,
+    ) -> Result<JoinHandle<()>, FieldError> {
+        Ok(match self {
+            Self::File(c) => tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common)),
+            Self::Console(c) => tokio::spawn(driver::run(
+                name,
+                rx,
+                Arc::new(console::ConsoleSink {
+                    encoding: c.encoding,
+                }),
+                common,
+            )),
+        })
+    }
+}

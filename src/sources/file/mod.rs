@@ -1,0 +1,348 @@
+//! `type = "file"`: CloudTrail files under directories, found by globs, watched with `notify`
+//! and rescanned every `poll_interval` as a fallback (network filesystems, missed events).
+
+pub mod discover;
+pub mod reader;
+pub mod tracker;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use self::discover::Matcher;
+use self::reader::{ReadEnd, ReadJob, ReaderEnv, UnitMeta};
+use self::tracker::{Note, Saved, Tracker};
+use super::{SourceContext, SourceReport};
+use crate::ack::UnitDone;
+use crate::checkpoint::CheckpointStore;
+use crate::config::{FieldError, units};
+use crate::telemetry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+fn d_poll() -> Duration {
+    Duration::from_secs(5)
+}
+fn d_settle() -> Duration {
+    Duration::from_secs(2)
+}
+fn d_retry() -> Duration {
+    Duration::from_secs(5)
+}
+fn d_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn d_max_record() -> u64 {
+    crate::decode::DEFAULT_MAX_RECORD_BYTES as u64
+}
+fn d_unit_events() -> usize {
+    1000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Globs of files to read (`**` crosses directories), e.g. "/data/AWSLogs/**/*.json.gz".
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `end`: on the very first start, skip what is already there.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Rescan interval, next to the filesystem watcher.
+    #[serde(default = "d_poll", deserialize_with = "units::duration")]
+    pub poll_interval: Duration,
+    /// A compressed file or `{"Records"}` document is read once unmodified this long.
+    #[serde(default = "d_settle", deserialize_with = "units::duration")]
+    pub settle_time: Duration,
+    /// First delay before re-reading a file whose events were not delivered (doubles, up to 5 min).
+    #[serde(default = "d_retry", deserialize_with = "units::duration")]
+    pub retry_delay: Duration,
+    /// Files decoded at once (each on its own thread).
+    #[serde(default = "d_concurrency")]
+    pub max_concurrent_files: usize,
+    /// A larger record is skipped (and reported).
+    #[serde(default = "d_max_record", deserialize_with = "units::size")]
+    pub max_record_bytes: u64,
+    /// Records per unit of work when tailing NDJSON.
+    #[serde(default = "d_unit_events")]
+    pub unit_events: usize,
+}
+
+impl FileSourceConfig {
+    pub fn check(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        if let Err(m) = Matcher::new(&self.include, &self.exclude, &cwd) {
+            errs.push(FieldError::new(&["include"], m));
+        }
+        if self.max_concurrent_files == 0 {
+            errs.push(FieldError::new(
+                &["max_concurrent_files"],
+                "must be at least 1",
+            ));
+        }
+        if self.unit_events == 0 {
+            errs.push(FieldError::new(&["unit_events"], "must be at least 1"));
+        }
+        if self.poll_interval.is_zero() {
+            errs.push(FieldError::new(
+                &["poll_interval"],
+                "must be greater than zero",
+            ));
+        }
+        errs
+    }
+}
+
+pub fn spawn(
+    cfg: FileSourceConfig,
+    ctx: SourceContext,
+) -> Result<JoinHandle<SourceReport>, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)?;
+    let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(|e| e.to_string())?;
+    let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(|e| e.to_string())?;
+    Ok(tokio::spawn(run(cfg, ctx, matcher, store, saved)))
+}
+
+fn watch(matcher: &Matcher, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = wake.try_send(());
+    })
+    .map_err(
+        |e| tracing::warn!(error = %e, "filesystem watcher unavailable; relying on poll_interval"),
+    )
+    .ok()?;
+    for root in matcher.roots() {
+        if let Err(e) = w.watch(root, notify::RecursiveMode::Recursive) {
+            tracing::debug!(dir = %root.display(), error = %e, "not watched (yet); found by rescans instead");
+        }
+    }
+    Some(w)
+}
+
+struct Loop {
+    name: Arc<str>,
+    tracker: Tracker,
+    store: CheckpointStore,
+    reported: HashSet<(String, String)>,
+    events: u64,
+}
+
+impl Loop {
+    fn save(&mut self) {
+        let snap = self.tracker.snapshot();
+        if let Err(e) = self.store.save(&snap) {
+            telemetry::count(
+                "checkpoint_write_errors_total",
+                &[("component", &self.name)],
+            );
+            tracing::error!(source = %self.name, error = %e, "checkpoint not saved; positions stay in memory and saving is retried");
+            self.tracker.mark_dirty();
+        }
+    }
+
+    async fn rescan(&mut self, matcher: &Arc<Matcher>, skip_existing: bool) {
+        let m = matcher.clone();
+        let Ok((files, problems)) = tokio::task::spawn_blocking(move || m.scan()).await else {
+            return;
+        };
+        for (at, msg) in problems {
+            if self.reported.insert((at.clone(), msg.clone())) {
+                let reason = if msg == "symlink loop" {
+                    "symlink_loop"
+                } else {
+                    "scan_error"
+                };
+                telemetry::bad_input(&self.name, reason);
+                tracing::warn!(source = %self.name, path = %at, error = %msg, "cannot scan here; skipped, the rest of the tree is read");
+            }
+        }
+        for note in self.tracker.observe(&files, skip_existing) {
+            tracing::info!(source = %self.name, "{note}");
+        }
+    }
+
+    fn reader_done(&mut self, job: &ReadJob, end: &ReadEnd) {
+        let file = job.path.display().to_string();
+        match end {
+            ReadEnd::Done { events, error, .. } => {
+                self.events += events;
+                telemetry::add(
+                    "events_received_total",
+                    &[("component", &self.name)],
+                    *events,
+                );
+                telemetry::count("files_read_total", &[("component", &self.name)]);
+                if let Some((reason, msg)) = error {
+                    telemetry::bad_input(&self.name, reason);
+                    tracing::error!(source = %self.name, file, reason, events_before = events, "{msg}; the {events} events before it are delivered, the file is not read again until it changes");
+                }
+            }
+            ReadEnd::Empty(_) => {
+                telemetry::bad_input(&self.name, "empty_file");
+                tracing::warn!(source = %self.name, file, reason = "empty_file", "file is empty; skipped until it changes");
+            }
+            ReadEnd::Unreadable(msg) => {
+                telemetry::bad_input(&self.name, "unreadable");
+                tracing::error!(source = %self.name, file, reason = "unreadable", error = %msg, "cannot read file; skipped until it changes");
+            }
+            ReadEnd::Vanished => {
+                tracing::debug!(source = %self.name, file, "file vanished before it was read")
+            }
+            ReadEnd::Replaced => {
+                tracing::info!(source = %self.name, file, "the path holds a different file now; reading it from the start")
+            }
+            ReadEnd::NotSettled(_) | ReadEnd::Cancelled => {}
+        }
+        if let Note::Bad { reason } = self
+            .tracker
+            .reader_done(job, end, std::time::Instant::now())
+        {
+            tracing::debug!(source = %self.name, file, reason, "file set aside");
+        }
+    }
+
+    fn unit_done(&mut self, d: UnitDone<UnitMeta>) {
+        if !d.delivered {
+            tracing::warn!(source = %self.name, file = %d.meta.path.display(), bytes = ?(d.meta.start..d.meta.end), "events of this file were not all delivered; not committed, it will be read again");
+        }
+        if let Note::Bad { reason } =
+            self.tracker
+                .unit_done(&d.meta, d.delivered, std::time::Instant::now())
+        {
+            tracing::warn!(source = %self.name, file = %d.meta.path.display(), reason, "file had bad input; its good events are delivered and it is not read again until it changes");
+        }
+    }
+}
+
+async fn run(
+    cfg: FileSourceConfig,
+    ctx: SourceContext,
+    matcher: Matcher,
+    store: CheckpointStore,
+    saved: Option<BTreeMap<String, Saved>>,
+) -> SourceReport {
+    let first_start = saved.is_none();
+    let mut tracker = Tracker::new(saved.unwrap_or_default(), ctx.once);
+    tracker.retry_delay = cfg.retry_delay;
+    let mut lp = Loop {
+        name: ctx.name.clone(),
+        tracker,
+        store,
+        reported: HashSet::new(),
+        events: 0,
+    };
+    let matcher = Arc::new(matcher);
+    let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<UnitMeta>>();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let env = Arc::new(ReaderEnv {
+        source: ctx.name.clone(),
+        out: ctx.out,
+        units: unit_tx,
+        cancel: cancel.clone(),
+        max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
+        unit_events: cfg.unit_events,
+    });
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let _watcher = if ctx.once {
+        None
+    } else {
+        watch(&matcher, wake_tx)
+    };
+    let settle = if ctx.once {
+        None
+    } else {
+        Some(cfg.settle_time)
+    };
+    let mut readers: JoinSet<(ReadJob, ReadEnd)> = JoinSet::new();
+    let mut poll = tokio::time::interval_at(Instant::now() + cfg.poll_interval, cfg.poll_interval);
+    let mut ckpt = tokio::time::interval(Duration::from_secs(1));
+    lp.rescan(&matcher, cfg.start_at == StartAt::End && first_start)
+        .await;
+    lp.save();
+    tracing::info!(source = %ctx.name, roots = ?matcher.roots(), once = ctx.once, "file source started");
+    loop {
+        let free = cfg.max_concurrent_files.saturating_sub(readers.len());
+        for job in lp.tracker.ready(std::time::Instant::now(), free, settle) {
+            let env = env.clone();
+            readers.spawn_blocking(move || {
+                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    reader::read(&job, &env)
+                }))
+                .unwrap_or_else(|_| {
+                    ReadEnd::Unreadable(
+                        "internal error while reading (panic); please report it".into(),
+                    )
+                });
+                (job, end)
+            });
+        }
+        if ctx.once && readers.is_empty() && lp.tracker.quiescent(std::time::Instant::now(), settle)
+        {
+            break;
+        }
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            Some(res) = readers.join_next(), if !readers.is_empty() => {
+                if let Ok((job, end)) = res {
+                    lp.reader_done(&job, &end);
+                }
+            }
+            Some(d) = unit_rx.recv() => lp.unit_done(d),
+            _ = poll.tick() => lp.rescan(&matcher, false).await,
+            Some(()) = wake_rx.recv() => {
+                // Let a burst of filesystem events settle into one rescan.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while wake_rx.try_recv().is_ok() {}
+                lp.rescan(&matcher, false).await;
+            }
+            _ = ckpt.tick() => if lp.tracker.is_dirty() { lp.save() },
+        }
+    }
+    // Stop reading; what was read still completes and commits.
+    cancel.store(true, Ordering::Relaxed);
+    while let Some(res) = readers.join_next().await {
+        if let Ok((job, end)) = res {
+            lp.reader_done(&job, &end);
+        }
+    }
+    drop(env);
+    while lp.tracker.in_flight() {
+        tokio::select! {
+            d = unit_rx.recv() => match d {
+                Some(d) => lp.unit_done(d),
+                None => break,
+            },
+            _ = ctx.hard_stop.cancelled() => break,
+        }
+    }
+    lp.save();
+    let totals = lp.tracker.totals.clone();
+    let unresolved = u64::from(lp.tracker.in_flight());
+    tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, "file source stopped");
+    SourceReport {
+        events: lp.events,
+        units_committed: totals.units_committed,
+        units_failed: totals.units_failed,
+        bad_inputs: totals.bad_files,
+        units_unresolved: unresolved,
+        fatal: None,
+    }
+}

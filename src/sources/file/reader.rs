@@ -1,0 +1,338 @@
+//! Reading one file (on a blocking thread): detect its format, stream its records as events,
+//! and cut them into units of work.
+//!
+//! A compressed file, or a `{"Records":[...]}` document, is one unit read whole once it has
+//! settled (not modified for `settle_time`). A plain NDJSON file is tailed: it is read from
+//! the last committed offset to its last complete record, in units of up to `unit_events`
+//! records, each a byte range.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::discover::Stat;
+use crate::ack::{UnitDone, UnitHandle};
+use crate::decode::{self, Compression, Item, ScanError, Scanner};
+use crate::event::{Event, EventData, Origin, parse_header};
+use crate::telemetry;
+use crate::topology::Fanout;
+
+const BATCH: usize = 512;
+/// Bytes at the start of a file that identify it (with device and inode).
+pub const HEAD_LEN: u64 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read whole, once settled: compressed files and `{"Records":[...]}` documents.
+    Whole,
+    /// Tailed by byte offset: NDJSON.
+    Tail,
+}
+
+/// Identifies a unit when it completes.
+#[derive(Debug, Clone)]
+pub struct UnitMeta {
+    pub path: Arc<PathBuf>,
+    pub generation: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadJob {
+    pub path: Arc<PathBuf>,
+    pub generation: u64,
+    pub start: u64,
+    /// The identity hash of the file's first bytes, when known: a mismatch means the path now
+    /// holds another file.
+    pub head: Option<(u64, u64)>,
+    pub mode: Option<Mode>,
+    /// None: do not wait for files to settle (`--once`).
+    pub settle: Option<Duration>,
+}
+
+pub struct ReaderEnv {
+    pub source: Arc<str>,
+    pub out: Fanout,
+    pub units: UnboundedSender<UnitDone<UnitMeta>>,
+    pub cancel: Arc<AtomicBool>,
+    pub max_record: usize,
+    pub unit_events: usize,
+}
+
+#[derive(Debug)]
+pub enum ReadEnd {
+    Done {
+        mode: Mode,
+        stat: Stat,
+        head: (u64, u64),
+        /// Offset reached: the file size (whole) or the end of the last complete record (tail).
+        end: u64,
+        units: u64,
+        events: u64,
+        /// The stream ended inside a record (tail: wait for more; whole: truncated).
+        incomplete: bool,
+        /// A problem that stopped reading this file (after the events before it were sent).
+        error: Option<(&'static str, String)>,
+    },
+    /// Not modified for long enough yet; try again at this time.
+    NotSettled(SystemTime),
+    /// Nothing but whitespace.
+    Empty(Stat),
+    Vanished,
+    Unreadable(String),
+    /// The path now holds a different file than the one the checkpoint describes.
+    Replaced,
+    Cancelled,
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// (length, hash) of the first `min(size, HEAD_LEN)` bytes, or of exactly `len` bytes.
+fn head_of(f: &File, len: u64) -> io::Result<(u64, u64)> {
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok((len, fnv1a(&buf)))
+}
+
+struct Emitter<'a> {
+    env: &'a ReaderEnv,
+    origin: Arc<Origin>,
+    batch: Vec<Event>,
+    events: u64,
+    skipped: std::collections::BTreeMap<&'static str, u64>,
+    logged: u32,
+}
+
+impl Emitter<'_> {
+    fn record(&mut self, raw: Bytes, unit: &UnitHandle<UnitMeta>) {
+        match parse_header(&raw) {
+            Ok(header) => {
+                let data = EventData {
+                    raw,
+                    header,
+                    origin: self.origin.clone(),
+                };
+                self.batch.push(Event::new(data, unit.token()));
+                self.events += 1;
+                if self.batch.len() >= BATCH {
+                    self.flush();
+                }
+            }
+            Err(e) => self.skip(e.reason(), e.to_string()),
+        }
+    }
+
+    fn skip(&mut self, reason: &'static str, detail: String) {
+        *self.skipped.entry(reason).or_default() += 1;
+        if self.logged < 3 {
+            self.logged += 1;
+            tracing::warn!(source = %self.env.source, file = %self.origin.location, reason, "{detail}; skipped, the other records are kept");
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.env.out.send_blocking(b);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.flush();
+        let total: u64 = self.skipped.values().sum();
+        for (reason, n) in &self.skipped {
+            telemetry::add(
+                "bad_input_total",
+                &[("component", &self.env.source), ("reason", reason)],
+                *n,
+            );
+        }
+        if total > u64::from(self.logged) {
+            tracing::warn!(source = %self.env.source, file = %self.origin.location, skipped = total, reasons = ?self.skipped, "records skipped in this file");
+        }
+    }
+}
+
+pub fn read(job: &ReadJob, env: &ReaderEnv) -> ReadEnd {
+    let f = match File::open(&*job.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return ReadEnd::Vanished,
+        Err(e) => return ReadEnd::Unreadable(e.to_string()),
+    };
+    match read_open(job, env, f) {
+        Ok(end) => end,
+        // Errors before any event was read: the file could not be read at all.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => ReadEnd::Vanished,
+        Err(e) => ReadEnd::Unreadable(e.to_string()),
+    }
+}
+
+fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd> {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Ok(ReadEnd::Unreadable("not a regular file".into()));
+    }
+    let stat = Stat::of(&meta);
+    if let Some((len, hash)) = job.head
+        && job.start > 0
+        && (stat.size < len || head_of(&f, len)?.1 != hash)
+    {
+        return Ok(ReadEnd::Replaced);
+    }
+    let head = head_of(&f, stat.size.min(HEAD_LEN))?;
+    let compression = decode::sniff(&mut f)?;
+    let settled = |stat: &Stat| -> Option<SystemTime> {
+        let settle = job.settle?;
+        let ready_at = stat.mtime + settle;
+        (SystemTime::now() < ready_at).then_some(ready_at)
+    };
+    let mut mode = job.mode;
+    if compression == Compression::Gzip {
+        mode = Some(Mode::Whole);
+    }
+    let start = if mode == Some(Mode::Tail) {
+        job.start
+    } else {
+        0
+    };
+    let mut scanner = Scanner::new(
+        decode::open_decoded(f, compression, start)?,
+        start,
+        env.max_record,
+    );
+    let mode = match mode {
+        Some(Mode::Tail) => Mode::Tail,
+        Some(Mode::Whole) | None => {
+            match scanner.starts_with_document() {
+                Ok(None) => {
+                    return Ok(match settled(&stat) {
+                        Some(at) => ReadEnd::NotSettled(at),
+                        None => ReadEnd::Empty(stat),
+                    });
+                }
+                Ok(Some(doc)) => {
+                    if doc || compression == Compression::Gzip {
+                        Mode::Whole
+                    } else {
+                        Mode::Tail
+                    }
+                }
+                // A gzip stream that fails at once, or an unreadable file: the scan below
+                // reports it with the file's name.
+                Err(_) => Mode::Whole,
+            }
+        }
+    };
+    if mode == Mode::Whole
+        && let Some(at) = settled(&stat)
+    {
+        return Ok(ReadEnd::NotSettled(at));
+    }
+    let origin = Arc::new(Origin {
+        source: env.source.clone(),
+        location: job.path.display().to_string(),
+    });
+    let mut em = Emitter {
+        env,
+        origin,
+        batch: Vec::with_capacity(BATCH),
+        events: 0,
+        skipped: Default::default(),
+        logged: 0,
+    };
+    let new_unit = |start: u64| {
+        UnitHandle::new(
+            UnitMeta {
+                path: job.path.clone(),
+                generation: job.generation,
+                start,
+                end: start,
+            },
+            env.units.clone(),
+        )
+    };
+    let mut unit = new_unit(start);
+    let mut units = 1u64;
+    let mut in_unit = 0usize;
+    let mut boundary = start;
+    let mut incomplete = false;
+    let mut error = None;
+    loop {
+        if env.cancel.load(Ordering::Relaxed) {
+            drop(em.batch);
+            unit.abandon();
+            return Ok(ReadEnd::Cancelled);
+        }
+        match scanner.next_item() {
+            Ok(None) => {
+                // Only whitespace after the last record: consumed too.
+                boundary = scanner.offset();
+                break;
+            }
+            Ok(Some(Item::Record(raw))) => {
+                em.record(raw, &unit);
+                in_unit += 1;
+            }
+            Ok(Some(Item::Skipped { reason, detail })) => em.skip(reason, detail),
+            Ok(Some(Item::Digest)) => {
+                telemetry::count("digest_files_total", &[("component", &env.source)]);
+                tracing::debug!(source = %env.source, file = %job.path.display(), "CloudTrail digest file: not an event, skipped");
+            }
+            Ok(Some(Item::Boundary(off))) => {
+                boundary = off;
+                if mode == Mode::Tail && in_unit >= env.unit_events {
+                    unit.update(|m| m.end = off);
+                    em.flush();
+                    unit.seal();
+                    unit = new_unit(off);
+                    units += 1;
+                    in_unit = 0;
+                }
+            }
+            Err(ScanError::Incomplete { .. }) if mode == Mode::Tail => {
+                incomplete = true;
+                break;
+            }
+            Err(e) => {
+                incomplete = matches!(e, ScanError::Incomplete { .. });
+                error = Some((e.reason(), e.to_string()));
+                break;
+            }
+        }
+    }
+    let end = if mode == Mode::Whole {
+        stat.size
+    } else {
+        boundary
+    };
+    unit.update(|m| m.end = end);
+    em.finish();
+    unit.seal();
+    Ok(ReadEnd::Done {
+        mode,
+        stat,
+        head,
+        end,
+        units,
+        events: em.events,
+        incomplete,
+        error,
+    })
+}

@@ -1,0 +1,618 @@
+//! What the file source knows about each file: identity, committed offset, units in flight,
+//! retry and bad-input state. Pure bookkeeping (no I/O), so it is tested on its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::discover::Stat;
+use super::reader::{Mode, ReadEnd, ReadJob, UnitMeta};
+
+/// What is persisted per file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Saved {
+    pub dev: u64,
+    pub ino: u64,
+    /// (length, hash) of the first bytes.
+    pub head: Option<(u64, u64)>,
+    pub mode: Option<Mode>,
+    /// Everything before this offset was delivered (tail), or the file size when done (whole).
+    pub committed: u64,
+    pub done: bool,
+    /// Why the file was set aside; it is read again only when it changes.
+    pub bad: Option<String>,
+    /// (size, mtime in ms) when it was set aside.
+    pub bad_stamp: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    saved: Saved,
+    generation: u64,
+    read_to: u64,
+    reading: bool,
+    /// Units created minus units resolved (may dip below zero until the reader reports).
+    open_units: i64,
+    completed: BTreeMap<u64, u64>,
+    failed: bool,
+    attempts: u32,
+    retry_at: Option<Instant>,
+    /// A bad-input reason reported by the reader, applied once its unit resolves.
+    pending_bad: Option<String>,
+    stat: Option<Stat>,
+    seen: bool,
+}
+
+impl FileState {
+    fn new(stat: Option<Stat>) -> Self {
+        FileState {
+            saved: Saved {
+                dev: stat.map_or(0, |s| s.dev),
+                ino: stat.map_or(0, |s| s.ino),
+                head: None,
+                mode: None,
+                committed: 0,
+                done: false,
+                bad: None,
+                bad_stamp: None,
+            },
+            generation: 0,
+            read_to: 0,
+            reading: false,
+            open_units: 0,
+            completed: BTreeMap::new(),
+            failed: false,
+            attempts: 0,
+            retry_at: None,
+            pending_bad: None,
+            stat,
+            seen: true,
+        }
+    }
+
+    fn idle(&self) -> bool {
+        !self.reading && self.open_units <= 0
+    }
+
+    fn reset(&mut self, stat: Stat) {
+        let generation = self.generation + 1;
+        *self = FileState::new(Some(stat));
+        self.generation = generation;
+    }
+}
+
+fn stamp(s: &Stat) -> (u64, u64) {
+    let ms = s
+        .mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    (s.size, ms)
+}
+
+/// Counts for reports and the `--once` exit status.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    pub units_committed: u64,
+    pub units_failed: u64,
+    pub bad_files: u64,
+}
+
+pub struct Tracker {
+    files: HashMap<Arc<PathBuf>, FileState>,
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    pub totals: Totals,
+    dirty: bool,
+    once: bool,
+}
+
+/// What changed when a reader or unit reported, for logging by the caller.
+#[derive(Debug, PartialEq)]
+pub enum Note {
+    None,
+    Bad { reason: String },
+}
+
+impl Tracker {
+    pub fn new(saved: BTreeMap<String, Saved>, once: bool) -> Self {
+        let files = saved
+            .into_iter()
+            .map(|(p, s)| {
+                let mut st = FileState::new(None);
+                st.read_to = s.committed;
+                st.saved = s;
+                st.seen = false;
+                (Arc::new(PathBuf::from(p)), st)
+            })
+            .collect();
+        Tracker {
+            files,
+            retry_delay: Duration::from_secs(5),
+            max_retry_delay: Duration::from_secs(300),
+            totals: Totals::default(),
+            dirty: false,
+            once,
+        }
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn snapshot(&mut self) -> BTreeMap<String, Saved> {
+        self.dirty = false;
+        self.files
+            .iter()
+            .filter(|(_, s)| s.saved.committed > 0 || s.saved.done || s.saved.bad.is_some())
+            .map(|(p, s)| (p.display().to_string(), s.saved.clone()))
+            .collect()
+    }
+
+    /// Apply a directory scan. `skip_existing` (start_at = end, first start): files already
+    /// there are taken as read up to their current size.
+    pub fn observe(&mut self, scan: &[(PathBuf, Stat)], skip_existing: bool) -> Vec<String> {
+        let mut notes = Vec::new();
+        for s in self.files.values_mut() {
+            s.seen = false;
+        }
+        for (path, stat) in scan {
+            let key = Arc::new(path.clone());
+            if !self.files.contains_key(&key) {
+                // Renamed (rotated) from a path that no longer holds it?
+                let moved = self
+                    .files
+                    .iter()
+                    .find(|(p, s)| {
+                        s.saved.dev == stat.dev
+                            && s.saved.ino == stat.ino
+                            && s.idle()
+                            && !scan.iter().any(|(q, qs)| q == &***p && qs.ino == stat.ino)
+                    })
+                    .map(|(p, _)| p.clone());
+                let st = match moved.and_then(|p| self.files.remove(&p).map(|st| (p, st))) {
+                    Some((old, mut st)) => {
+                        notes.push(format!(
+                            "{} was renamed to {}; continuing at byte {}",
+                            old.display(),
+                            path.display(),
+                            st.saved.committed
+                        ));
+                        st.generation += 1;
+                        st
+                    }
+                    None => {
+                        let mut st = FileState::new(Some(*stat));
+                        if skip_existing {
+                            st.saved.mode = Some(Mode::Tail);
+                            st.saved.committed = stat.size;
+                            st.read_to = stat.size;
+                        }
+                        st
+                    }
+                };
+                self.files.insert(key.clone(), st);
+                self.dirty = true;
+            }
+            let Some(st) = self.files.get_mut(&key) else {
+                continue;
+            };
+            st.seen = true;
+            st.stat = Some(*stat);
+            if st.saved.dev != stat.dev || st.saved.ino != stat.ino {
+                if st.saved.dev != 0 || st.saved.ino != 0 {
+                    notes.push(format!(
+                        "{} is a new file (device/inode changed); reading it from the start",
+                        path.display()
+                    ));
+                }
+                if st.idle() {
+                    st.reset(*stat);
+                    self.dirty = true;
+                }
+                continue;
+            }
+            if let Some(b) = st.saved.bad_stamp
+                && b != stamp(stat)
+                && st.idle()
+            {
+                notes.push(format!(
+                    "{} changed since it was set aside; reading it again",
+                    path.display()
+                ));
+                st.reset(*stat);
+                self.dirty = true;
+                continue;
+            }
+            match st.saved.mode {
+                Some(Mode::Tail) if stat.size < st.saved.committed && st.idle() => {
+                    notes.push(format!(
+                        "{} was truncated (size {} < offset {}); reading it from the start",
+                        path.display(),
+                        stat.size,
+                        st.saved.committed
+                    ));
+                    st.reset(*stat);
+                    self.dirty = true;
+                }
+                Some(Mode::Whole)
+                    if st.saved.done && st.saved.committed != stat.size && st.idle() =>
+                {
+                    notes.push(format!(
+                        "{} was rewritten after it was read; reading it again",
+                        path.display()
+                    ));
+                    st.reset(*stat);
+                    self.dirty = true;
+                }
+                _ => {}
+            }
+        }
+        // Forget files that are gone and have nothing in flight.
+        let before = self.files.len();
+        self.files.retain(|_, s| s.seen || !s.idle());
+        if self.files.len() != before {
+            self.dirty = true;
+        }
+        notes
+    }
+
+    /// Files to read now, at most `limit`.
+    pub fn ready(&mut self, now: Instant, limit: usize, settle: Option<Duration>) -> Vec<ReadJob> {
+        let mut jobs = Vec::new();
+        let mut paths: Vec<&Arc<PathBuf>> = self.files.keys().collect();
+        paths.sort();
+        for p in paths {
+            if jobs.len() >= limit {
+                break;
+            }
+            let Some(s) = self.files.get(p) else { continue };
+            if s.reading || s.saved.bad.is_some() || s.retry_at.is_some_and(|t| t > now) || !s.seen
+            {
+                continue;
+            }
+            if s.failed && (s.open_units > 0 || self.once) {
+                continue;
+            }
+            let size = s.stat.map_or(0, |st| st.size);
+            let want = match s.saved.mode {
+                None => true,
+                // A whole file is read again only after its unit resolved (and failed).
+                Some(Mode::Whole) => !s.saved.done && s.open_units <= 0,
+                Some(Mode::Tail) => size > s.read_to || s.failed,
+            };
+            if want {
+                jobs.push(ReadJob {
+                    path: p.clone(),
+                    generation: s.generation,
+                    start: s.read_to,
+                    head: s.saved.head,
+                    mode: s.saved.mode,
+                    settle,
+                });
+            }
+        }
+        for j in &jobs {
+            if let Some(s) = self.files.get_mut(&j.path) {
+                if s.failed {
+                    // Start again from the last committed offset.
+                    s.failed = false;
+                    s.read_to = s.saved.committed;
+                    s.completed.clear();
+                }
+                s.reading = true;
+            }
+        }
+        // Jobs were built before a failed file was rewound: fix their start offsets.
+        jobs.iter_mut().for_each(|j| {
+            if let Some(s) = self.files.get(&j.path) {
+                j.start = s.read_to;
+            }
+        });
+        jobs
+    }
+
+    /// A reader finished.
+    pub fn reader_done(&mut self, job: &ReadJob, end: &ReadEnd, now: Instant) -> Note {
+        let Some(s) = self.files.get_mut(&job.path) else {
+            return Note::None;
+        };
+        if s.generation != job.generation {
+            return Note::None;
+        }
+        s.reading = false;
+        self.dirty = true;
+        match end {
+            ReadEnd::Done {
+                mode,
+                stat,
+                head,
+                end,
+                units,
+                incomplete,
+                error,
+                ..
+            } => {
+                s.open_units += *units as i64;
+                s.saved.mode = Some(*mode);
+                if s.saved.head.is_none() || job.start == 0 {
+                    s.saved.head = Some(*head);
+                }
+                s.stat = Some(*stat);
+                s.read_to = *end;
+                if let Some((reason, msg)) = error {
+                    s.pending_bad = Some(format!("{reason}: {msg}"));
+                    s.saved.bad_stamp = Some(stamp(stat));
+                } else if *incomplete && self.once {
+                    s.pending_bad = Some("truncated: the file ends inside a record".into());
+                    s.saved.bad_stamp = Some(stamp(stat));
+                }
+                Self::settle_bad(s, &mut self.totals)
+            }
+            ReadEnd::NotSettled(at) => {
+                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                s.retry_at = Some(now + wait);
+                Note::None
+            }
+            ReadEnd::Empty(stat) => {
+                s.saved.bad = Some("empty_file: the file is empty".into());
+                s.saved.bad_stamp = Some(stamp(stat));
+                self.totals.bad_files += 1;
+                Note::Bad {
+                    reason: "empty_file".into(),
+                }
+            }
+            ReadEnd::Unreadable(msg) => {
+                let st = s.stat.unwrap_or(Stat {
+                    dev: 0,
+                    ino: 0,
+                    size: 0,
+                    mtime: SystemTime::UNIX_EPOCH,
+                });
+                s.saved.bad = Some(format!("unreadable: {msg}"));
+                s.saved.bad_stamp = Some(stamp(&st));
+                self.totals.bad_files += 1;
+                Note::Bad {
+                    reason: "unreadable".into(),
+                }
+            }
+            ReadEnd::Vanished => {
+                self.files.remove(&job.path);
+                Note::None
+            }
+            ReadEnd::Replaced => {
+                if let Some(st) = s.stat {
+                    s.reset(st);
+                }
+                Note::None
+            }
+            ReadEnd::Cancelled => Note::None,
+        }
+    }
+
+    /// A unit resolved.
+    pub fn unit_done(&mut self, meta: &UnitMeta, delivered: bool, now: Instant) -> Note {
+        let Some(s) = self.files.get_mut(&meta.path) else {
+            return Note::None;
+        };
+        if s.generation != meta.generation {
+            return Note::None;
+        }
+        s.open_units -= 1;
+        self.dirty = true;
+        if delivered {
+            self.totals.units_committed += 1;
+            s.attempts = 0;
+            match s.saved.mode {
+                Some(Mode::Tail) => {
+                    s.completed.insert(meta.start, meta.end);
+                    while let Some(end) = s.completed.remove(&s.saved.committed) {
+                        s.saved.committed = end;
+                    }
+                }
+                _ => {
+                    s.saved.committed = meta.end;
+                    s.saved.done = true;
+                }
+            }
+        } else {
+            self.totals.units_failed += 1;
+            s.failed = true;
+            s.attempts += 1;
+            let delay = self
+                .retry_delay
+                .saturating_mul(1 << s.attempts.min(10))
+                .min(self.max_retry_delay);
+            s.retry_at = Some(now + delay);
+            // Not committed: a bad-input verdict waits for a delivered read.
+            s.pending_bad = None;
+        }
+        Self::settle_bad(s, &mut self.totals)
+    }
+
+    fn settle_bad(s: &mut FileState, totals: &mut Totals) -> Note {
+        if s.idle()
+            && !s.failed
+            && let Some(reason) = s.pending_bad.take()
+        {
+            let short = reason.split(':').next().unwrap_or("bad_input").to_string();
+            s.saved.bad = Some(reason);
+            totals.bad_files += 1;
+            return Note::Bad { reason: short };
+        }
+        Note::None
+    }
+
+    /// Nothing in flight and nothing left to do now (for `--once`).
+    pub fn quiescent(&mut self, now: Instant, settle: Option<Duration>) -> bool {
+        self.files.values().all(FileState::idle) && self.ready_peek(now, settle)
+    }
+
+    fn ready_peek(&self, now: Instant, settle: Option<Duration>) -> bool {
+        let _ = settle;
+        self.files.values().all(|s| {
+            let size = s.stat.map_or(0, |st| st.size);
+            s.saved.bad.is_some()
+                || !s.seen
+                || (s.failed && self.once)
+                || s.retry_at.is_some_and(|t| t > now && !self.once)
+                || match s.saved.mode {
+                    None => false,
+                    Some(Mode::Whole) => s.saved.done,
+                    Some(Mode::Tail) => size <= s.read_to && !s.failed,
+                }
+        })
+    }
+
+    /// Any units still unresolved.
+    pub fn in_flight(&self) -> bool {
+        self.files.values().any(|s| !s.idle())
+    }
+
+    pub fn bad_reason(&self, path: &PathBuf) -> Option<&str> {
+        self.files.get(path).and_then(|s| s.saved.bad.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(ino: u64, size: u64) -> Stat {
+        Stat {
+            dev: 1,
+            ino,
+            size,
+            mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        }
+    }
+
+    fn meta(job: &ReadJob, start: u64, end: u64) -> UnitMeta {
+        UnitMeta {
+            path: job.path.clone(),
+            generation: job.generation,
+            start,
+            end,
+        }
+    }
+
+    fn done(mode: Mode, st: Stat, end: u64, units: u64) -> ReadEnd {
+        ReadEnd::Done {
+            mode,
+            stat: st,
+            head: (1, 1),
+            end,
+            units,
+            events: 1,
+            incomplete: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn tail_commits_in_order_and_resumes() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        let now = Instant::now();
+        let p = PathBuf::from("/x/a.ndjson");
+        t.observe(&[(p.clone(), stat(5, 300))], false);
+        let jobs = t.ready(now, 8, None);
+        assert_eq!(jobs.len(), 1);
+        let j = jobs[0].clone();
+        t.reader_done(&j, &done(Mode::Tail, stat(5, 300), 300, 3), now);
+        // Units complete out of order: commit only advances over contiguous ranges.
+        t.unit_done(&meta(&j, 100, 200), true, now);
+        assert_eq!(t.snapshot().len(), 0);
+        t.unit_done(&meta(&j, 0, 100), true, now);
+        assert_eq!(t.snapshot()[&p.display().to_string()].committed, 200);
+        t.unit_done(&meta(&j, 200, 300), true, now);
+        assert_eq!(t.snapshot()[&p.display().to_string()].committed, 300);
+        // Growth gives a job from 300; truncation resets to 0.
+        t.observe(&[(p.clone(), stat(5, 350))], false);
+        let j2 = t.ready(now, 8, None);
+        assert_eq!(j2[0].start, 300);
+        t.reader_done(&j2[0], &done(Mode::Tail, stat(5, 350), 350, 1), now);
+        t.unit_done(&meta(&j2[0], 300, 350), true, now);
+        t.observe(&[(p.clone(), stat(5, 10))], false);
+        let j3 = t.ready(now, 8, None);
+        assert_eq!(j3[0].start, 0);
+    }
+
+    #[test]
+    fn failed_unit_rewinds_after_delay() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        let now = Instant::now();
+        let p = PathBuf::from("/x/a.ndjson");
+        t.observe(&[(p.clone(), stat(5, 200))], false);
+        let j = t.ready(now, 8, None)[0].clone();
+        t.reader_done(&j, &done(Mode::Tail, stat(5, 200), 200, 2), now);
+        t.unit_done(&meta(&j, 0, 100), true, now);
+        t.unit_done(&meta(&j, 100, 200), false, now);
+        assert!(
+            t.ready(now, 8, None).is_empty(),
+            "waits for the retry delay"
+        );
+        let later = now + Duration::from_secs(3600);
+        let j2 = t.ready(later, 8, None);
+        assert_eq!(j2[0].start, 100);
+    }
+
+    #[test]
+    fn whole_file_done_bad_and_rotation() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        let now = Instant::now();
+        let a = PathBuf::from("/x/a.json.gz");
+        let b = PathBuf::from("/x/b.json.gz");
+        t.observe(&[(a.clone(), stat(1, 50)), (b.clone(), stat(2, 60))], false);
+        let jobs = t.ready(now, 8, None);
+        assert_eq!(jobs.len(), 2);
+        t.reader_done(&jobs[0], &done(Mode::Whole, stat(1, 50), 50, 1), now);
+        t.unit_done(&meta(&jobs[0], 0, 50), true, now);
+        let bad = ReadEnd::Done {
+            mode: Mode::Whole,
+            stat: stat(2, 60),
+            head: (1, 1),
+            end: 60,
+            units: 1,
+            events: 3,
+            incomplete: true,
+            error: Some(("truncated", "cut".into())),
+        };
+        assert_eq!(t.reader_done(&jobs[1], &bad, now), Note::None);
+        assert_eq!(
+            t.unit_done(&meta(&jobs[1], 0, 60), true, now),
+            Note::Bad {
+                reason: "truncated".into()
+            }
+        );
+        assert!(t.ready(now, 8, None).is_empty());
+        assert!(t.quiescent(now, None));
+        // b changes: read again. a is renamed to c: its state moves along, nothing re-read.
+        let c = PathBuf::from("/x/c.json.gz");
+        t.observe(&[(c.clone(), stat(1, 50)), (b.clone(), stat(2, 70))], false);
+        let jobs = t.ready(now, 8, None);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(*jobs[0].path, b);
+    }
+
+    #[test]
+    fn skip_existing_and_saved_state() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        let p = PathBuf::from("/x/a.ndjson");
+        t.observe(&[(p.clone(), stat(5, 300))], true);
+        assert!(t.ready(Instant::now(), 8, None).is_empty());
+        let snap = t.snapshot();
+        let mut t2 = Tracker::new(snap, false);
+        t2.observe(&[(p.clone(), stat(5, 400))], false);
+        assert_eq!(t2.ready(Instant::now(), 8, None)[0].start, 300);
+        // same path, new inode: from the start
+        let mut t3 = Tracker::new(t.snapshot(), false);
+        t3.observe(&[(p, stat(9, 400))], false);
+        assert_eq!(t3.ready(Instant::now(), 8, None)[0].start, 0);
+    }
+}

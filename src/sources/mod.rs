@@ -1,0 +1,73 @@
+//! Sources: where events come from. Each has a Config and a task that reads, emits events
+//! with acknowledgement tokens, and commits its positions as units resolve.
+
+pub mod file;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FieldError;
+use crate::topology::Fanout;
+
+/// What a running source is given.
+pub struct SourceContext {
+    pub name: Arc<str>,
+    pub out: Fanout,
+    pub data_dir: PathBuf,
+    /// Process what is there now, then finish.
+    pub once: bool,
+    /// Stop reading new input (units in flight still complete and commit).
+    pub shutdown: CancellationToken,
+    /// Stop waiting for units in flight: save what is committed and return.
+    pub hard_stop: CancellationToken,
+}
+
+/// What a source reports when it finishes.
+#[derive(Debug, Default, Clone)]
+pub struct SourceReport {
+    pub events: u64,
+    pub units_committed: u64,
+    /// Units whose events were not all delivered (not committed).
+    pub units_failed: u64,
+    /// Inputs set aside as bad (each logged with its reason).
+    pub bad_inputs: u64,
+    /// Units still unresolved when the source stopped waiting.
+    pub units_unresolved: u64,
+    /// A problem that stopped the source.
+    pub fatal: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    File(file::FileSourceConfig),
+}
+
+impl SourceConfig {
+    pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+        match kind {
+            "file" => crate::config::from_table(table).map(Self::File),
+            other => Err(FieldError::new(
+                &["type"],
+                format!("unknown source type {other:?}; expected one of: file"),
+            )),
+        }
+    }
+
+    pub fn check(&self) -> Vec<FieldError> {
+        match self {
+            Self::File(c) => c.check(),
+        }
+    }
+
+    /// Prepare the source (open its checkpoint store: errors stop start-up) and start it.
+    pub fn spawn(
+        &self,
+        ctx: SourceContext,
+    ) -> Result<tokio::task::JoinHandle<SourceReport>, String> {
+        match self {
+            Self::File(c) => file::spawn(c.clone(), ctx),
+        }
+    }
+}
