@@ -34,7 +34,7 @@ impl SinkConfig {
         match kind {
             "file" => {
                 c.batch.max_events = 10_000;
-                c.batch.max_bytes = 16 << 20;
+                c.batch.max_bytes = 2 << 20;
                 c.batch.timeout = Duration::from_millis(500);
             }
             "console" => {

@@ -280,7 +280,12 @@ async fn run(
     tracing::info!(source = %ctx.name, roots = ?matcher.roots(), once = ctx.once, "file source started");
     loop {
         let free = cfg.max_concurrent_files.saturating_sub(readers.len());
-        for job in lp.tracker.ready(std::time::Instant::now(), free, settle) {
+        let jobs = lp.tracker.ready(std::time::Instant::now(), free, settle);
+        if ctx.once && jobs.is_empty() && readers.is_empty() {
+            // Everything is read: close the output so sinks flush now, then wait for acks.
+            break;
+        }
+        for job in jobs {
             let env = env.clone();
             readers.spawn_blocking(move || {
                 let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -293,10 +298,6 @@ async fn run(
                 });
                 (job, end)
             });
-        }
-        if ctx.once && readers.is_empty() && lp.tracker.quiescent(std::time::Instant::now(), settle)
-        {
-            break;
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,

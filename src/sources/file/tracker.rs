@@ -263,41 +263,45 @@ impl Tracker {
         notes
     }
 
-    /// Files to read now, at most `limit`.
-    pub fn ready(&mut self, now: Instant, limit: usize, settle: Option<Duration>) -> Vec<ReadJob> {
-        let mut jobs = Vec::new();
-        let mut paths: Vec<&Arc<PathBuf>> = self.files.keys().collect();
-        paths.sort();
-        for p in paths {
-            if jobs.len() >= limit {
-                break;
-            }
-            let Some(s) = self.files.get(p) else { continue };
-            if s.reading || s.saved.bad.is_some() || s.retry_at.is_some_and(|t| t > now) || !s.seen
-            {
-                continue;
-            }
-            if s.failed && (s.open_units > 0 || self.once) {
-                continue;
-            }
-            let size = s.stat.map_or(0, |st| st.size);
-            let want = match s.saved.mode {
-                None => true,
-                // A whole file is read again only after its unit resolved (and failed).
-                Some(Mode::Whole) => !s.saved.done && s.open_units <= 0,
-                Some(Mode::Tail) => size > s.read_to || s.failed,
-            };
-            if want {
-                jobs.push(ReadJob {
-                    path: p.clone(),
-                    generation: s.generation,
-                    start: s.read_to,
-                    head: s.saved.head,
-                    mode: s.saved.mode,
-                    settle,
-                });
-            }
+    fn wants_read(&self, s: &FileState, now: Instant) -> bool {
+        if s.reading || s.saved.bad.is_some() || s.retry_at.is_some_and(|t| t > now) || !s.seen {
+            return false;
         }
+        if s.failed && (s.open_units > 0 || self.once) {
+            return false;
+        }
+        let size = s.stat.map_or(0, |st| st.size);
+        match s.saved.mode {
+            None => true,
+            // A whole file is read again only after its unit resolved (and failed).
+            Some(Mode::Whole) => !s.saved.done && s.open_units <= 0,
+            Some(Mode::Tail) => size > s.read_to || s.failed,
+        }
+    }
+
+    /// Files to read now, at most `limit`, oldest name first (CloudTrail names sort by time).
+    pub fn ready(&mut self, now: Instant, limit: usize, settle: Option<Duration>) -> Vec<ReadJob> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<(&Arc<PathBuf>, &FileState)> = self
+            .files
+            .iter()
+            .filter(|(_, s)| self.wants_read(s, now))
+            .collect();
+        candidates.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut jobs: Vec<ReadJob> = candidates
+            .into_iter()
+            .take(limit)
+            .map(|(p, s)| ReadJob {
+                path: p.clone(),
+                generation: s.generation,
+                start: s.read_to,
+                head: s.saved.head,
+                mode: s.saved.mode,
+                settle,
+            })
+            .collect();
         for j in &jobs {
             if let Some(s) = self.files.get_mut(&j.path) {
                 if s.failed {
@@ -449,34 +453,9 @@ impl Tracker {
         Note::None
     }
 
-    /// Nothing in flight and nothing left to do now (for `--once`).
-    pub fn quiescent(&mut self, now: Instant, settle: Option<Duration>) -> bool {
-        self.files.values().all(FileState::idle) && self.ready_peek(now, settle)
-    }
-
-    fn ready_peek(&self, now: Instant, settle: Option<Duration>) -> bool {
-        let _ = settle;
-        self.files.values().all(|s| {
-            let size = s.stat.map_or(0, |st| st.size);
-            s.saved.bad.is_some()
-                || !s.seen
-                || (s.failed && self.once)
-                || s.retry_at.is_some_and(|t| t > now && !self.once)
-                || match s.saved.mode {
-                    None => false,
-                    Some(Mode::Whole) => s.saved.done,
-                    Some(Mode::Tail) => size <= s.read_to && !s.failed,
-                }
-        })
-    }
-
     /// Any units still unresolved.
     pub fn in_flight(&self) -> bool {
         self.files.values().any(|s| !s.idle())
-    }
-
-    pub fn bad_reason(&self, path: &PathBuf) -> Option<&str> {
-        self.files.get(path).and_then(|s| s.saved.bad.as_deref())
     }
 }
 
@@ -591,7 +570,7 @@ mod tests {
             }
         );
         assert!(t.ready(now, 8, None).is_empty());
-        assert!(t.quiescent(now, None));
+        assert!(!t.in_flight());
         // b changes: read again. a is renamed to c: its state moves along, nothing re-read.
         let c = PathBuf::from("/x/c.json.gz");
         t.observe(&[(c.clone(), stat(1, 50)), (b.clone(), stat(2, 70))], false);

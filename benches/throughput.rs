@@ -1,0 +1,200 @@
+//! End-to-end throughput of the real binary: file source → file sink, raw NDJSON.
+//!
+//! `cargo bench --bench throughput` generates a corpus (100 gzip files × 1,000 records,
+//! realistic shapes) under target/bench-corpus, runs `zcat` over it as the floor, runs
+//! `trailship run --once` on it, and prints events/s, MB/s of uncompressed input, CPU
+//! seconds and peak RSS. It then repeats with 4× the files (RSS must not grow with the number
+//! of files). With TRAILSHIP_BENCH_LARGE=1 it also processes one 2 GiB (uncompressed) file.
+//! TRAILSHIP_BENCH_FILES / TRAILSHIP_BENCH_RECORDS change the corpus size.
+
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
+#[path = "../tests/common/measure.rs"]
+mod measure;
+
+use measure::{Measure, measure};
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn corpus(root: &Path, files: usize, records: usize) -> (PathBuf, usize, u64) {
+    let dir = root.join(format!("c{files}x{records}"));
+    let marker = dir.join("bytes");
+    if let Ok(b) = std::fs::read_to_string(&marker)
+        && let Ok(bytes) = b.trim().parse()
+    {
+        return (dir, files * records, bytes);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ids, bytes) = corpus::write_corpus(&dir, files, records, 42);
+    std::fs::write(&marker, bytes.to_string()).expect("marker");
+    (dir, ids.len(), bytes)
+}
+
+fn run_trailship(
+    dir: &Path,
+    label: &str,
+    events: usize,
+    bytes: u64,
+    floor: Option<f64>,
+) -> Measure {
+    let work = dir.join("run");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let cfg = work.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{w}/out/events.ndjson\"\n",
+            w = work.display(),
+            d = dir.display()
+        ),
+    )
+    .expect("config");
+    let m = measure(
+        Command::new(env!("CARGO_BIN_EXE_trailship"))
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    assert!(m.ok, "trailship failed on {label}");
+    let out = std::fs::metadata(work.join("out/events.ndjson"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let lines = std::fs::read(work.join("out/events.ndjson"))
+        .map(|b| bytecount(&b))
+        .unwrap_or(0);
+    assert_eq!(lines, events, "every event delivered once ({label})");
+    println!(
+        "{label}: {events} events, {:.1} MB uncompressed in {:.3} s wall = {:.0} events/s, {:.1} MB/s; CPU {:.2} s; peak RSS {:.1} MiB; output {:.1} MB{}",
+        bytes as f64 / 1e6,
+        m.wall,
+        events as f64 / m.wall,
+        bytes as f64 / 1e6 / m.wall,
+        m.cpu,
+        m.max_rss_kib as f64 / 1024.0,
+        out as f64 / 1e6,
+        floor
+            .map(|z| format!("; {:.2}× the zcat time", m.wall / z))
+            .unwrap_or_default()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    m
+}
+
+fn bytecount(b: &[u8]) -> usize {
+    b.iter().filter(|c| **c == b'\n').count()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    let env_usize = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let files = env_usize("TRAILSHIP_BENCH_FILES", 100);
+    let records = env_usize("TRAILSHIP_BENCH_RECORDS", 1000);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-corpus");
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let (dir, events, bytes) = corpus(&root, files, records);
+    let gz = files_under(&dir.join("AWSLogs"));
+    let z = measure(Command::new("zcat").args(&gz).stdout(Stdio::null()));
+    println!(
+        "zcat: {} files, {:.3} s wall, CPU {:.2} s",
+        gz.len(),
+        z.wall,
+        z.cpu
+    );
+    // Best of three, as the machine may be busy.
+    let mut best: Option<Measure> = None;
+    for i in 0..3 {
+        let m = run_trailship(
+            &dir,
+            &format!("trailship run {}", i + 1),
+            events,
+            bytes,
+            Some(z.wall),
+        );
+        if best.as_ref().is_none_or(|b| m.wall < b.wall) {
+            best = Some(m);
+        }
+    }
+    if let Some(b) = best {
+        println!(
+            "best: {:.0} events/s, {:.2}× zcat, peak RSS {:.1} MiB",
+            events as f64 / b.wall,
+            b.wall / z.wall,
+            b.max_rss_kib as f64 / 1024.0
+        );
+    }
+    // RSS must not grow with the number of files.
+    let (dir4, events4, bytes4) = corpus(&root, files * 4, records / 4);
+    run_trailship(&dir4, &format!("{}x files", 4), events4, bytes4, None);
+
+    if std::env::var("TRAILSHIP_BENCH_LARGE").is_ok() {
+        let big = root.join("large");
+        let file = big.join("AWSLogs/one/huge.json.gz");
+        let marker = big.join("bytes");
+        let (n, b) = match std::fs::read_to_string(&marker).ok().and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u64>().ok());
+            Some((it.next()??, it.next()??))
+        }) {
+            Some(v) => v,
+            None => {
+                std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+                let f = std::fs::File::create(&file).expect("create");
+                let mut enc = flate2::write::GzEncoder::new(
+                    std::io::BufWriter::new(f),
+                    flate2::Compression::fast(),
+                );
+                let mut g = corpus::Gen::new(7);
+                let (mut n, mut b) = (0u64, 0u64);
+                enc.write_all(b"{\"Records\":[").expect("w");
+                while b < 2 << 30 {
+                    let (_, r) = g.record();
+                    if n > 0 {
+                        enc.write_all(b",").expect("w");
+                    }
+                    enc.write_all(r.as_bytes()).expect("w");
+                    b += r.len() as u64 + 1;
+                    n += 1;
+                }
+                enc.write_all(b"]}").expect("w");
+                enc.finish().expect("finish").flush().expect("flush");
+                std::fs::write(&marker, format!("{n} {b}")).expect("marker");
+                (n, b)
+            }
+        };
+        run_trailship(&big, "one 2 GiB file", n as usize, b, None);
+    }
+}
