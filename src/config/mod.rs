@@ -101,10 +101,15 @@ pub fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, FieldErr
             .map(|s| s.to_string())
             .filter(|s| s != "?" && !s.is_empty())
             .collect();
-        FieldError {
-            path,
-            message: e.into_inner().to_string(),
-        }
+        // toml appends "in `key`" on a second line; the path already says where.
+        let message = e.into_inner().to_string();
+        let message = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        FieldError { path, message }
     })
 }
 

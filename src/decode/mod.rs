@@ -20,6 +20,38 @@ pub enum Compression {
     Gzip,
 }
 
+/// Remove whitespace outside strings. Applied only to records that span lines
+/// (pretty-printed input), so that every record is one line downstream; compact records, as
+/// CloudTrail delivers them, are kept byte for byte.
+pub fn compact(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut in_str = false;
+    let mut escape = false;
+    for &b in raw {
+        if in_str {
+            out.push(b);
+            if escape {
+                escape = false;
+            } else if b == b'\\' {
+                escape = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            if b == b'"' {
+                in_str = true;
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Whether a record spans lines and must be compacted.
+pub fn spans_lines(raw: &[u8]) -> bool {
+    memchr::memchr2(b'\n', b'\r', raw).is_some()
+}
+
 /// Look at the first bytes of a file: gzip magic, or plain.
 pub fn sniff(file: &mut File) -> io::Result<Compression> {
     let mut magic = [0u8; 2];
@@ -56,5 +88,17 @@ pub fn open_decoded(
             file.seek(SeekFrom::Start(offset))?;
             Ok(Box::new(file))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compact_keeps_strings() {
+        let c = super::compact(b"{\n  \"a b\" : [ 1 , \"x \\\" y\" ],\r\n\t\"c\": {} }");
+        assert_eq!(
+            std::str::from_utf8(&c).unwrap(),
+            r#"{"a b":[1,"x \" y"],"c":{}}"#
+        );
     }
 }

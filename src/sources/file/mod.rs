@@ -33,6 +33,9 @@ pub enum StartAt {
     End,
 }
 
+/// How often committed positions are saved (when they changed).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
 fn d_poll() -> Duration {
     Duration::from_secs(5)
 }
@@ -143,6 +146,7 @@ struct Loop {
     store: CheckpointStore,
     reported: HashSet<(String, String)>,
     events: u64,
+    skipped_records: u64,
 }
 
 impl Loop {
@@ -171,7 +175,7 @@ impl Loop {
                     "scan_error"
                 };
                 telemetry::bad_input(&self.name, reason);
-                tracing::warn!(source = %self.name, path = %at, error = %msg, "cannot scan here; skipped, the rest of the tree is read");
+                tracing::warn!(source = %self.name, path = %at, reason, error = %msg, "cannot scan here; skipped, the rest of the tree is read");
             }
         }
         for note in self.tracker.observe(&files, skip_existing) {
@@ -182,8 +186,14 @@ impl Loop {
     fn reader_done(&mut self, job: &ReadJob, end: &ReadEnd) {
         let file = job.path.display().to_string();
         match end {
-            ReadEnd::Done { events, error, .. } => {
+            ReadEnd::Done {
+                events,
+                error,
+                skipped,
+                ..
+            } => {
                 self.events += events;
+                self.skipped_records += skipped;
                 telemetry::add(
                     "events_received_total",
                     &[("component", &self.name)],
@@ -248,6 +258,7 @@ async fn run(
         store,
         reported: HashSet::new(),
         events: 0,
+        skipped_records: 0,
     };
     let matcher = Arc::new(matcher);
     let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<UnitMeta>>();
@@ -273,7 +284,7 @@ async fn run(
     };
     let mut readers: JoinSet<(ReadJob, ReadEnd)> = JoinSet::new();
     let mut poll = tokio::time::interval_at(Instant::now() + cfg.poll_interval, cfg.poll_interval);
-    let mut ckpt = tokio::time::interval(Duration::from_secs(1));
+    let mut ckpt = tokio::time::interval(CHECKPOINT_INTERVAL);
     lp.rescan(&matcher, cfg.start_at == StartAt::End && first_start)
         .await;
     lp.save();
@@ -337,12 +348,12 @@ async fn run(
     lp.save();
     let totals = lp.tracker.totals.clone();
     let unresolved = u64::from(lp.tracker.in_flight());
-    tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, "file source stopped");
+    tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, skipped_records = lp.skipped_records, "file source stopped");
     SourceReport {
         events: lp.events,
         units_committed: totals.units_committed,
         units_failed: totals.units_failed,
-        bad_inputs: totals.bad_files,
+        bad_inputs: totals.bad_files + lp.skipped_records + lp.reported.len() as u64,
         units_unresolved: unresolved,
         fatal: None,
     }

@@ -79,6 +79,8 @@ pub enum ReadEnd {
         end: u64,
         units: u64,
         events: u64,
+        /// Records skipped as bad input (each counted and logged).
+        skipped: u64,
         /// The stream ended inside a record (tail: wait for more; whole: truncated).
         incomplete: bool,
         /// A problem that stopped reading this file (after the events before it were sent).
@@ -122,6 +124,11 @@ struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn record(&mut self, raw: Bytes, unit: &UnitHandle<UnitMeta>) {
+        let raw = if decode::spans_lines(&raw) {
+            Bytes::from(decode::compact(&raw))
+        } else {
+            raw
+        };
         match parse_header(&raw) {
             Ok(header) => {
                 let data = EventData {
@@ -332,6 +339,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         end,
         units,
         events: em.events,
+        skipped: em.skipped.values().sum(),
         incomplete,
         error,
     })

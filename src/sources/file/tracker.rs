@@ -59,7 +59,7 @@ impl FileState {
                 bad: None,
                 bad_stamp: None,
             },
-            generation: 0,
+            generation: next_generation(),
             read_to: 0,
             reading: false,
             open_units: 0,
@@ -78,10 +78,16 @@ impl FileState {
     }
 
     fn reset(&mut self, stat: Stat) {
-        let generation = self.generation + 1;
         *self = FileState::new(Some(stat));
-        self.generation = generation;
+        self.generation = next_generation();
     }
+}
+
+/// Generations are unique in the process, so a unit of a file that was replaced at the same
+/// path can never be taken for a unit of its successor.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn stamp(s: &Stat) -> (u64, u64) {
@@ -102,6 +108,8 @@ pub struct Totals {
 
 pub struct Tracker {
     files: HashMap<Arc<PathBuf>, FileState>,
+    /// Old path → new path of renamed files, for reports still in flight.
+    renamed: HashMap<Arc<PathBuf>, Arc<PathBuf>>,
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
     pub totals: Totals,
@@ -130,6 +138,7 @@ impl Tracker {
             .collect();
         Tracker {
             files,
+            renamed: HashMap::new(),
             retry_delay: Duration::from_secs(5),
             max_retry_delay: Duration::from_secs(300),
             totals: Totals::default(),
@@ -162,41 +171,46 @@ impl Tracker {
         for s in self.files.values_mut() {
             s.seen = false;
         }
+        // Renames (rotation) first: a file now at an untracked path, tracked under a path that
+        // no longer holds it, keeps its state.
+        let in_scan: HashMap<&PathBuf, (u64, u64)> =
+            scan.iter().map(|(p, st)| (p, (st.dev, st.ino))).collect();
+        let mut by_id: HashMap<(u64, u64), Arc<PathBuf>> = self
+            .files
+            .iter()
+            .filter(|(p, s)| in_scan.get(&***p) != Some(&(s.saved.dev, s.saved.ino)))
+            .map(|(p, s)| ((s.saved.dev, s.saved.ino), p.clone()))
+            .collect();
+        for (path, stat) in scan {
+            if self.files.contains_key(path) {
+                continue;
+            }
+            if let Some(old) = by_id.remove(&(stat.dev, stat.ino))
+                && let Some(st) = self.files.remove(&old)
+            {
+                notes.push(format!(
+                    "{} was renamed to {}; continuing at byte {}",
+                    old.display(),
+                    path.display(),
+                    st.saved.committed
+                ));
+                // Units and readers still in flight report under the old path.
+                let new = Arc::new(path.clone());
+                self.renamed.retain(|_, to| *to != old);
+                self.renamed.insert(old, new.clone());
+                self.files.insert(new, st);
+                self.dirty = true;
+            }
+        }
         for (path, stat) in scan {
             let key = Arc::new(path.clone());
             if !self.files.contains_key(&key) {
-                // Renamed (rotated) from a path that no longer holds it?
-                let moved = self
-                    .files
-                    .iter()
-                    .find(|(p, s)| {
-                        s.saved.dev == stat.dev
-                            && s.saved.ino == stat.ino
-                            && s.idle()
-                            && !scan.iter().any(|(q, qs)| q == &***p && qs.ino == stat.ino)
-                    })
-                    .map(|(p, _)| p.clone());
-                let st = match moved.and_then(|p| self.files.remove(&p).map(|st| (p, st))) {
-                    Some((old, mut st)) => {
-                        notes.push(format!(
-                            "{} was renamed to {}; continuing at byte {}",
-                            old.display(),
-                            path.display(),
-                            st.saved.committed
-                        ));
-                        st.generation += 1;
-                        st
-                    }
-                    None => {
-                        let mut st = FileState::new(Some(*stat));
-                        if skip_existing {
-                            st.saved.mode = Some(Mode::Tail);
-                            st.saved.committed = stat.size;
-                            st.read_to = stat.size;
-                        }
-                        st
-                    }
-                };
+                let mut st = FileState::new(Some(*stat));
+                if skip_existing {
+                    st.saved.mode = Some(Mode::Tail);
+                    st.saved.committed = stat.size;
+                    st.read_to = stat.size;
+                }
                 self.files.insert(key.clone(), st);
                 self.dirty = true;
             }
@@ -323,13 +337,29 @@ impl Tracker {
     }
 
     /// A reader finished.
+    /// The state a report is about: by path (or the path it was renamed to) and generation.
+    fn lookup(&mut self, path: &Arc<PathBuf>, generation: u64) -> Option<Arc<PathBuf>> {
+        if self
+            .files
+            .get(path)
+            .is_some_and(|s| s.generation == generation)
+        {
+            return Some(path.clone());
+        }
+        let to = self.renamed.get(path)?;
+        self.files
+            .get(to)
+            .is_some_and(|s| s.generation == generation)
+            .then(|| to.clone())
+    }
+
     pub fn reader_done(&mut self, job: &ReadJob, end: &ReadEnd, now: Instant) -> Note {
-        let Some(s) = self.files.get_mut(&job.path) else {
+        let Some(key) = self.lookup(&job.path, job.generation) else {
             return Note::None;
         };
-        if s.generation != job.generation {
+        let Some(s) = self.files.get_mut(&key) else {
             return Note::None;
-        }
+        };
         s.reading = false;
         self.dirty = true;
         match end {
@@ -387,7 +417,7 @@ impl Tracker {
                 }
             }
             ReadEnd::Vanished => {
-                self.files.remove(&job.path);
+                self.files.remove(&key);
                 Note::None
             }
             ReadEnd::Replaced => {
@@ -402,12 +432,12 @@ impl Tracker {
 
     /// A unit resolved.
     pub fn unit_done(&mut self, meta: &UnitMeta, delivered: bool, now: Instant) -> Note {
-        let Some(s) = self.files.get_mut(&meta.path) else {
+        let Some(key) = self.lookup(&meta.path, meta.generation) else {
             return Note::None;
         };
-        if s.generation != meta.generation {
+        let Some(s) = self.files.get_mut(&key) else {
             return Note::None;
-        }
+        };
         s.open_units -= 1;
         self.dirty = true;
         if delivered {
@@ -489,6 +519,7 @@ mod tests {
             end,
             units,
             events: 1,
+            skipped: 0,
             incomplete: false,
             error: None,
         }
@@ -559,6 +590,7 @@ mod tests {
             end: 60,
             units: 1,
             events: 3,
+            skipped: 0,
             incomplete: true,
             error: Some(("truncated", "cut".into())),
         };

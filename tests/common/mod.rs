@@ -1,0 +1,268 @@
+//! Helpers shared by the integration tests: the real binary, temp dirs, fixtures read
+//! independently of trailship's own decoder, output readers, process control.
+#![allow(dead_code)]
+
+pub mod corpus;
+pub mod measure;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trailship")
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudtrail")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn read_maybe_gz(p: &Path) -> Vec<u8> {
+    let raw = std::fs::read(p).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        raw
+    }
+}
+
+/// Every record of the fixture files (not digests), parsed with serde_json — independently of
+/// trailship's decoder — as (file, record).
+pub fn fixture_records(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut out = Vec::new();
+    for p in files_under(dir) {
+        let data = read_maybe_gz(&p);
+        let text = String::from_utf8(data).unwrap();
+        if p.to_string_lossy().ends_with(".ndjson") {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                out.push((p.clone(), serde_json::from_str(line).unwrap()));
+            }
+        } else {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if let Some(recs) = v.get("Records").and_then(|r| r.as_array()) {
+                out.extend(recs.iter().map(|r| (p.clone(), r.clone())));
+            }
+        }
+    }
+    out
+}
+
+pub fn event_id(v: &serde_json::Value) -> String {
+    v.get("eventID")
+        .and_then(|x| x.as_str())
+        .unwrap_or("<none>")
+        .to_string()
+}
+
+/// eventIDs of all NDJSON lines of the files under `dir` (or the file `dir`).
+pub fn output_ids(dir: &Path) -> Vec<String> {
+    let files = if dir.is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        files_under(dir)
+    };
+    let mut ids = Vec::new();
+    for f in files {
+        let text = String::from_utf8(read_maybe_gz(&f)).unwrap();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", f.display()));
+            ids.push(event_id(&v));
+        }
+    }
+    ids.sort();
+    ids
+}
+
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Count of each id.
+pub fn multiset(ids: &[String]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for i in ids {
+        *m.entry(i.clone()).or_default() += 1;
+    }
+    m
+}
+
+pub fn trailship(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env_remove("TRAILSHIP_LOG")
+        .env_remove("TRAILSHIP_TRAIL_DIR")
+        .env_remove("TRAILSHIP_DATA_DIR");
+    c
+}
+
+/// Run to completion, with a deadline.
+pub fn run_with_timeout(mut cmd: Command, secs: u64) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trailship");
+    let out_pipe = child.stdout.take();
+    let err_pipe = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(mut p) = out_pipe {
+            let _ = p.read_to_end(&mut b);
+        }
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(mut p) = err_pipe {
+            let _ = p.read_to_end(&mut b);
+        }
+        b
+    });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = t_err.join().unwrap_or_default();
+            panic!(
+                "trailship did not finish in {secs}s; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// `trailship run --once --log-format json --config CFG`.
+pub fn run_once(cfg: &Path) -> Output {
+    run_with_timeout(
+        trailship(&[
+            "run",
+            "--once",
+            "--log-format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]),
+        120,
+    )
+}
+
+/// A daemon (`trailship run`), its stderr to a file.
+pub fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    trailship(&[
+        "run",
+        "--log-format",
+        "json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .expect("spawn daemon")
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Wait until `f` holds, or panic after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// JSON log lines of a run.
+pub fn logs(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The counters printed in the final log line.
+pub fn counters(stderr: &[u8]) -> BTreeMap<String, u64> {
+    logs(stderr)
+        .iter()
+        .rev()
+        .find_map(|l| {
+            l.get("counters")
+                .and_then(|c| c.as_str())
+                .map(|s| serde_json::from_str(s).unwrap())
+        })
+        .unwrap_or_default()
+}
+
+pub fn toml_path(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "\\\\")
+}

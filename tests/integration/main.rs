@@ -1,0 +1,10 @@
+//! Integration tests: the real binary on real files.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod delivery;
+mod e2e;
+mod tail;
+mod validate;
