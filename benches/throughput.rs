@@ -63,9 +63,8 @@ fn run_trailship(
     let out = std::fs::metadata(work.join("out/events.ndjson"))
         .map(|m| m.len())
         .unwrap_or(0);
-    let lines = std::fs::read(work.join("out/events.ndjson"))
-        .map(|b| bytecount(&b))
-        .unwrap_or(0);
+    // Streamed: this process must stay small, as a forked child inherits its peak RSS figure.
+    let lines = count_lines(&work.join("out/events.ndjson"));
     assert_eq!(lines, events, "every event delivered once ({label})");
     println!(
         "{label}: {events} events, {:.1} MB uncompressed in {:.3} s wall = {:.0} events/s, {:.1} MB/s; CPU {:.2} s; peak RSS {:.1} MiB; output {:.1} MB{}",
@@ -84,8 +83,20 @@ fn run_trailship(
     m
 }
 
-fn bytecount(b: &[u8]) -> usize {
-    b.iter().filter(|c| **c == b'\n').count()
+fn count_lines(p: &Path) -> usize {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0;
+    while let Ok(k) = f.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        n += buf[..k].iter().filter(|c| **c == b'\n').count();
+    }
+    n
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -351,3 +351,51 @@ inputs = ["kind.errors"]
             .count()
     );
 }
+
+#[test]
+fn ignore_older_skips_old_files() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    copy_dir(&fixtures().join("stratus"), &trail);
+    let old = trail.join("aws.defense-evasion.cloudtrail-stop.json");
+    let ten_days = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(ten_days)
+        .unwrap();
+    let out = d.path().join("out.ndjson");
+    let cfg = d.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/*.json\"]\nignore_older = \"1d\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
+            toml_path(&d.path().join("data")),
+            toml_path(&trail),
+            toml_path(&out)
+        ),
+    )
+    .unwrap();
+    let o = run_once(&cfg);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let all = fixture_records(&trail);
+    let want = sorted(
+        all.iter()
+            .filter(|(p, _)| *p != old)
+            .map(|(_, r)| event_id(r))
+            .collect(),
+    );
+    assert!(want.len() < all.len());
+    assert_eq!(output_ids(&out), want);
+    let ckpt = std::fs::read_to_string(d.path().join("data/checkpoints/trail.json")).unwrap();
+    assert!(
+        !ckpt.contains("cloudtrail-stop"),
+        "old files are not tracked"
+    );
+}

@@ -83,6 +83,14 @@ pub struct FileSourceConfig {
     /// Records per unit of work when tailing NDJSON.
     #[serde(default = "d_unit_events")]
     pub unit_events: usize,
+    /// Files not modified for this long are neither read nor tracked (and leave the
+    /// checkpoint), which keeps a years-deep trail directory cheap. Unset: every file.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ignore_older: Option<Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    units::duration(d).map(Some)
 }
 
 impl FileSourceConfig {
@@ -147,6 +155,7 @@ struct Loop {
     reported: HashSet<(String, String)>,
     events: u64,
     skipped_records: u64,
+    ignore_older: Option<Duration>,
 }
 
 impl Loop {
@@ -164,9 +173,14 @@ impl Loop {
 
     async fn rescan(&mut self, matcher: &Arc<Matcher>, skip_existing: bool) {
         let m = matcher.clone();
-        let Ok((files, problems)) = tokio::task::spawn_blocking(move || m.scan()).await else {
+        let Ok((mut files, problems)) = tokio::task::spawn_blocking(move || m.scan()).await else {
             return;
         };
+        if let Some(age) = self.ignore_older
+            && let Some(cutoff) = std::time::SystemTime::now().checked_sub(age)
+        {
+            files.retain(|(_, st)| st.mtime >= cutoff);
+        }
         for (at, msg) in problems {
             if self.reported.insert((at.clone(), msg.clone())) {
                 let reason = if msg == "symlink loop" {
@@ -259,6 +273,7 @@ async fn run(
         reported: HashSet::new(),
         events: 0,
         skipped_records: 0,
+        ignore_older: cfg.ignore_older,
     };
     let matcher = Arc::new(matcher);
     let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<UnitMeta>>();

@@ -303,7 +303,17 @@ impl Tracker {
             .iter()
             .filter(|(_, s)| self.wants_read(s, now))
             .collect();
-        candidates.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Only the first `limit` are needed: select them, then order those (by raw bytes,
+        // which is much cheaper than comparing paths component by component).
+        use std::os::unix::ffi::OsStrExt;
+        let by_name = |a: &(&Arc<PathBuf>, &FileState), b: &(&Arc<PathBuf>, &FileState)| {
+            a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes())
+        };
+        if candidates.len() > limit {
+            candidates.select_nth_unstable_by(limit, by_name);
+            candidates.truncate(limit);
+        }
+        candidates.sort_unstable_by(by_name);
         let mut jobs: Vec<ReadJob> = candidates
             .into_iter()
             .take(limit)
