@@ -7,12 +7,11 @@
 //! of files). With TRAILSHIP_BENCH_LARGE=1 it also processes one 2 GiB (uncompressed) file.
 //! TRAILSHIP_BENCH_FILES / TRAILSHIP_BENCH_RECORDS change the corpus size.
 
-#[path = "../tests/common/corpus.rs"]
-mod corpus;
-#[path = "../tests/common/measure.rs"]
-mod measure;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-use measure::{Measure, measure};
+use common::corpus;
+use common::measure::{Measure, measure};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -99,28 +98,11 @@ fn count_lines(p: &Path) -> usize {
     n
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walk(dir)
+fn gz_files(dir: &Path) -> Vec<PathBuf> {
+    common::files_under(dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "gz"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
+        .collect()
 }
 
 fn main() {
@@ -138,7 +120,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let (dir, events, bytes) = corpus(&root, files, records);
-    let gz = files_under(&dir.join("AWSLogs"));
+    let gz = gz_files(&dir.join("AWSLogs"));
     let z = measure(Command::new("zcat").args(&gz).stdout(Stdio::null()));
     println!(
         "zcat: {} files, {:.3} s wall, CPU {:.2} s",

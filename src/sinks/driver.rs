@@ -267,6 +267,18 @@ fn take_batch(cur: &mut Vec<Event>, cur_bytes: &mut u64, cfg: &BatchConfig) -> V
     std::mem::replace(cur, rest)
 }
 
+/// Acknowledge (delivered) or fail every event of a batch, and count them.
+fn resolve_all(name: &str, events: Vec<Event>, delivered: bool) {
+    let counter = if delivered {
+        "events_sent_total"
+    } else {
+        "events_failed_total"
+    };
+    telemetry::add(counter, &[("component", name)], events.len() as u64);
+    let resolve = if delivered { Event::ack } else { Event::fail };
+    events.into_iter().for_each(resolve);
+}
+
 /// Deliver one batch: retry what is retryable, ack what was delivered, fail the rest.
 async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, retry: &RetryConfig) {
     let start = Instant::now();
@@ -280,15 +292,7 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
     loop {
         attempt += 1;
         let (err, retry_after) = match svc.send(&events).await {
-            Ok(errors) if errors.is_empty() => {
-                telemetry::add(
-                    "events_sent_total",
-                    &[("component", name)],
-                    events.len() as u64,
-                );
-                events.into_iter().for_each(Event::ack);
-                return;
-            }
+            Ok(errors) if errors.is_empty() => return resolve_all(name, events, true),
             Ok(errors) => {
                 // Split: delivered, permanently failed, to retry.
                 let mut status: Vec<Option<SendError>> = vec![None; events.len()];
@@ -335,13 +339,7 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
             }
             Err(SendError::Permanent(m)) => {
                 tracing::error!(sink = name, events = events.len(), error = %m, "batch rejected permanently; its units will not be committed and will be read again later");
-                telemetry::add(
-                    "events_failed_total",
-                    &[("component", name)],
-                    events.len() as u64,
-                );
-                events.into_iter().for_each(Event::fail);
-                return;
+                return resolve_all(name, events, false);
             }
             Err(e @ SendError::Retryable { .. }) => {
                 let after = match &e {
@@ -364,13 +362,7 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                 error = err.message(),
                 "giving up after retries; the units of these events will not be committed and will be read again later"
             );
-            telemetry::add(
-                "events_failed_total",
-                &[("component", name)],
-                events.len() as u64,
-            );
-            events.into_iter().for_each(Event::fail);
-            return;
+            return resolve_all(name, events, false);
         }
         telemetry::count("sink_retries_total", &[("component", name)]);
         tracing::warn!(

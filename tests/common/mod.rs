@@ -178,19 +178,65 @@ pub fn run_with_timeout(mut cmd: Command, secs: u64) -> Output {
     }
 }
 
-/// `trailship run --once --log-format json --config CFG`.
+/// `trailship run --once --log-format json --config CFG`, not started.
+pub fn once_cmd(cfg: &Path) -> Command {
+    trailship(&[
+        "run",
+        "--once",
+        "--log-format",
+        "json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+}
+
+/// `trailship run --once --log-format json --config CFG`, to completion.
 pub fn run_once(cfg: &Path) -> Output {
-    run_with_timeout(
-        trailship(&[
-            "run",
-            "--once",
-            "--log-format",
-            "json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ]),
-        120,
-    )
+    run_with_timeout(once_cmd(cfg), 120)
+}
+
+/// `run_once`, asserting exit status 0 (stderr shown otherwise).
+pub fn run_once_ok(cfg: &Path) -> Output {
+    let o = run_once(cfg);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Write `dir/p.toml` from `text`, where `@data@` is `dir/data`, `@trail@` and `@out@` the
+/// given paths.
+pub fn pipeline(dir: &Path, trail: &Path, out: &Path, text: &str) -> PathBuf {
+    let cfg = dir.join("p.toml");
+    let text = text
+        .replace("@data@", &toml_path(&dir.join("data")))
+        .replace("@trail@", &toml_path(trail))
+        .replace("@out@", &toml_path(out));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Write `dir/p.toml`: a file source `name` reading `include` (plus `source_extra` keys) into a
+/// file sink `out` writing `sink_path` (plus `sink_extra` keys); data in `dir/data`.
+pub fn file_pipeline(
+    dir: &Path,
+    name: &str,
+    include: &str,
+    source_extra: &str,
+    sink_path: &Path,
+    sink_extra: &str,
+) -> PathBuf {
+    let cfg = dir.join("p.toml");
+    let text = format!(
+        "data_dir = \"{data}\"\nshutdown_timeout = \"20s\"\n\n[sources.{name}]\ntype = \"file\"\ninclude = [\"{include}\"]\n{source_extra}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"{name}\"]\npath = \"{out}\"\n{sink_extra}\n",
+        data = toml_path(&dir.join("data")),
+        out = toml_path(sink_path),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
 }
 
 /// A daemon (`trailship run`), its stderr to a file.

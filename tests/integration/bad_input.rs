@@ -21,18 +21,14 @@ fn doc(ids: &[&str]) -> String {
 }
 
 fn config(d: &Path, trail: &Path) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
-            toml_path(&d.join("data")),
-            toml_path(trail),
-            toml_path(&d.join("out/events.ndjson"))
-        ),
+    file_pipeline(
+        d,
+        "trail",
+        &format!("{}/**/*", toml_path(trail)),
+        "",
+        &d.join("out/events.ndjson"),
+        "",
     )
-    .unwrap();
-    cfg
 }
 
 /// Log lines (JSON) that name `file` and carry `reason`.
@@ -193,13 +189,7 @@ fn every_kind_of_bad_file_is_reported_and_good_events_survive() {
     std::fs::remove_file(t.join("dir/loop")).unwrap();
     // ... until the file changes.
     std::fs::write(t.join("empty.json"), doc(&["late-1"])).unwrap();
-    let o3 = run_once(&cfg);
-    assert_eq!(
-        o3.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o3.stderr)
-    );
+    run_once_ok(&cfg);
     assert_eq!(
         multiset(&output_ids(&d.path().join("out/events.ndjson"))).get("late-1"),
         Some(&1)
@@ -244,14 +234,7 @@ fn unreadable_file_is_reported_and_skipped() {
         ])
         .arg(&cfg);
     } else {
-        cmd = trailship(&[
-            "run",
-            "--once",
-            "--log-format",
-            "json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ]);
+        cmd = once_cmd(&cfg);
     }
     let o = run_with_timeout(cmd, 60);
     assert_eq!(

@@ -6,19 +6,16 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn config(d: &Path, trail: &Path, sink_path: &Path, extra: &str) -> PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\nshutdown_timeout = \"20s\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\npoll_interval = \"200ms\"\nsettle_time = \"0s\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n{extra}",
-            toml_path(&d.join("data")),
-            toml_path(trail),
-            toml_path(sink_path)
-        ),
+fn config(d: &Path, trail: &Path, sink_path: &Path, sink_extra: &str) -> PathBuf {
+    let include = format!("{}/**/*", toml_path(trail));
+    file_pipeline(
+        d,
+        "trail",
+        &include,
+        "poll_interval = \"200ms\"\nsettle_time = \"0s\"",
+        sink_path,
+        sink_extra,
     )
-    .unwrap();
-    cfg
 }
 
 /// A corpus of gzip documents plus one NDJSON file (tailed in byte-range units).
@@ -60,13 +57,7 @@ fn kill_9_at_random_moments_then_restart_loses_nothing() {
         let _ = child.wait();
         delivered_at_kill.push(output_ids(&out).len());
     }
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_once_ok(&cfg);
     let got = output_ids(&out);
     let m = multiset(&got);
     let missing: Vec<_> = input.iter().filter(|i| !m.contains_key(*i)).collect();
@@ -117,13 +108,7 @@ fn sigterm_drains_commits_and_exits_zero() {
     );
     assert!(d.path().join("data/checkpoints/trail.json").exists());
     let at_stop = output_ids(&out).len();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_once_ok(&cfg);
     let got = output_ids(&out);
     let m = multiset(&got);
     assert!(
@@ -179,13 +164,7 @@ fn undeliverable_events_are_not_committed_and_are_read_again() {
     );
     // Nothing was committed: once the sink can write, everything arrives.
     std::fs::remove_file(&blocker).unwrap();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_once_ok(&cfg);
     let want = sorted(
         fixture_records(&trail)
             .iter()

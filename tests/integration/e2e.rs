@@ -23,14 +23,14 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
 fn route_separates_read_and_write_events_byte_for_byte() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
+    let cfg = pipeline(
+        d.path(),
+        &trail,
+        &out,
+        r#"data_dir = "@data@"
 [sources.trail]
 type = "file"
-include = ["{trail}/**/*"]
+include = ["@trail@/**/*"]
 
 [transforms.rw]
 type = "route"
@@ -43,31 +43,20 @@ read_only = false
 [sinks.reads]
 type = "file"
 inputs = ["rw.read"]
-path = "{out}/read/%Y/%m/{{account_id}}.ndjson"
+path = "@out@/read/%Y/%m/{account_id}.ndjson"
 
 [sinks.writes]
 type = "file"
 inputs = ["rw.write"]
-path = "{out}/write/events.ndjson"
+path = "@out@/write/events.ndjson"
 
 [sinks.other]
 type = "file"
 inputs = ["rw._unmatched"]
-path = "{out}/other.ndjson"
+path = "@out@/other.ndjson"
 "#,
-            data = toml_path(&d.path().join("data")),
-            trail = toml_path(&trail),
-            out = toml_path(&out)
-        ),
-    )
-    .unwrap();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
     );
+    run_once_ok(&cfg);
 
     let recs = fixture_records(&trail);
     let want = |f: &dyn Fn(Option<bool>) -> bool| {
@@ -150,14 +139,14 @@ path = "{out}/other.ndjson"
 fn filter_writes_cloudtrail_gzip_documents() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
+    let cfg = pipeline(
+        d.path(),
+        &trail,
+        &out,
+        r#"data_dir = "@data@"
 [sources.trail]
 type = "file"
-include = ["{trail}/**/*.json.gz", "{trail}/stratus/*.json"]
+include = ["@trail@/**/*.json.gz", "@trail@/stratus/*.json"]
 
 [transforms.mgmt_writes]
 type = "filter"
@@ -169,24 +158,13 @@ event_name = ["Describe*", "List*", "Get*"]
 [sinks.archive]
 type = "file"
 inputs = ["mgmt_writes"]
-path = "{out}/%Y/%m/%d/{{region}}.json.gz"
+path = "@out@/%Y/%m/%d/{region}.json.gz"
 encoding = "cloudtrail"
 compression = "gzip"
 batch.max_events = 7
 "#,
-            data = toml_path(&d.path().join("data")),
-            trail = toml_path(&trail),
-            out = toml_path(&out)
-        ),
-    )
-    .unwrap();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
     );
+    run_once_ok(&cfg);
     let recs: Vec<_> = fixture_records(&trail)
         .into_iter()
         .filter(|(p, _)| {
@@ -284,50 +262,39 @@ fn default_pipeline_prints_the_example_trail() {
 fn categories_route_insight_network_and_data_events() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
+    let cfg = pipeline(
+        d.path(),
+        &trail,
+        &out,
+        r#"data_dir = "@data@"
 [sources.trail]
 type = "file"
-include = ["{trail}/**/*"]
+include = ["@trail@/**/*"]
 [transforms.kind]
 type = "route"
 inputs = ["trail"]
-routes.insight = {{ category = "insight" }}
-routes.network = {{ category = "network_activity" }}
-routes.data = {{ category = "data" }}
-routes.errors = {{ error = true }}
+routes.insight = { category = "insight" }
+routes.network = { category = "network_activity" }
+routes.data = { category = "data" }
+routes.errors = { error = true }
 [sinks.insight]
 type = "file"
 inputs = ["kind.insight"]
-path = "{out}/insight.ndjson"
+path = "@out@/insight.ndjson"
 [sinks.network]
 type = "file"
 inputs = ["kind.network"]
-path = "{out}/network.ndjson"
+path = "@out@/network.ndjson"
 [sinks.data]
 type = "file"
 inputs = ["kind.data"]
-path = "{out}/data.ndjson"
+path = "@out@/data.ndjson"
 [sinks.errors]
 type = "console"
 inputs = ["kind.errors"]
 "#,
-            data = toml_path(&d.path().join("data")),
-            trail = toml_path(&trail),
-            out = toml_path(&out)
-        ),
-    )
-    .unwrap();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
     );
+    let o = run_once_ok(&cfg);
     // 5 Insight events in the AWS docs examples, 6 network activity events from Panther.
     assert_eq!(output_ids(&out.join("insight.ndjson")).len(), 5);
     assert_eq!(output_ids(&out.join("network.ndjson")).len(), 6);
@@ -366,24 +333,15 @@ fn ignore_older_skips_old_files() {
         .set_modified(ten_days)
         .unwrap();
     let out = d.path().join("out.ndjson");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/*.json\"]\nignore_older = \"1d\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            toml_path(&out)
-        ),
-    )
-    .unwrap();
-    let o = run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let cfg = file_pipeline(
+        d.path(),
+        "trail",
+        &format!("{}/*.json", toml_path(&trail)),
+        "ignore_older = \"1d\"",
+        &out,
+        "",
     );
+    run_once_ok(&cfg);
     let all = fixture_records(&trail);
     let want = sorted(
         all.iter()

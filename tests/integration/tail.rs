@@ -23,19 +23,16 @@ fn append(p: &Path, s: &str) {
 }
 
 fn daemon_config(d: &Path, include: &str, extra: &str) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.logs]\ntype = \"file\"\ninclude = [\"{}/{include}\"]\npoll_interval = \"200ms\"\n{extra}\n[sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"{}\"\nbatch.timeout = \"50ms\"\n",
-            toml_path(&d.join("data")),
-            toml_path(&d.join("in")),
-            toml_path(&d.join("out.ndjson"))
-        ),
-    )
-    .unwrap();
     std::fs::create_dir_all(d.join("in")).unwrap();
-    cfg
+    let include = format!("{}/{include}", toml_path(&d.join("in")));
+    file_pipeline(
+        d,
+        "logs",
+        &include,
+        &format!("poll_interval = \"200ms\"\n{extra}"),
+        &d.join("out.ndjson"),
+        "batch.timeout = \"50ms\"",
+    )
 }
 
 fn ids(d: &Path) -> Vec<String> {
