@@ -64,8 +64,13 @@ pub fn read_maybe_gz(p: &Path) -> Vec<u8> {
 /// Every record of the fixture files (not digests), parsed with serde_json — independently of
 /// trailship's decoder — as (file, record).
 pub fn fixture_records(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let files = if dir.is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        files_under(dir)
+    };
     let mut out = Vec::new();
-    for p in files_under(dir) {
+    for p in files {
         let data = read_maybe_gz(&p);
         let text = String::from_utf8(data).unwrap();
         if p.to_string_lossy().ends_with(".ndjson") {

@@ -303,3 +303,62 @@ fn huge_record_and_gzip_bomb_stay_in_bounded_memory() {
     );
     assert!(m.max_rss_kib < 128 * 1024, "peak RSS {} KiB", m.max_rss_kib);
 }
+
+#[test]
+fn files_deleted_while_being_read_cost_no_other_events() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    corpus::write_corpus(&trail, 40, 2000, 11);
+    let files: Vec<_> = files_under(&trail);
+    let out = d.path().join("out/events.ndjson");
+    let cfg = file_pipeline(
+        d.path(),
+        "trail",
+        &format!("{}/**/*", toml_path(&trail)),
+        "max_concurrent_files = 1",
+        &out,
+        "",
+    );
+    let mut child = once_cmd(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(60, "first events", || {
+        std::fs::metadata(&out)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    });
+    // Delete every other file while the run is going: some are being read, some not yet.
+    let (gone, kept): (Vec<_>, Vec<_>) = files.iter().enumerate().partition(|(i, _)| i % 2 == 1);
+    let kept_ids: Vec<String> = kept
+        .iter()
+        .flat_map(|(_, p)| fixture_records(p))
+        .map(|(_, r)| event_id(&r))
+        .collect();
+    for (_, p) in &gone {
+        std::fs::remove_file(p).unwrap();
+    }
+    let status = wait_exit(&mut child, 120);
+    let mut err = Vec::new();
+    std::io::Read::read_to_end(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", String::from_utf8_lossy(&err));
+    assert!(
+        !logs(&err).iter().any(|l| l["level"] == "ERROR"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    let got = output_ids(&out);
+    let m = multiset(&got);
+    assert!(
+        kept_ids.iter().all(|i| m.get(i) == Some(&1)),
+        "every event of every remaining file, once"
+    );
+    assert!(m.values().all(|n| *n == 1), "no duplicates");
+    println!(
+        "measured: {} events delivered, {} from the {} files that were not deleted",
+        got.len(),
+        kept_ids.len(),
+        kept.len()
+    );
+}
