@@ -16,8 +16,7 @@ apt_install() {
 # The unreadable-file test drops privileges with setpriv when run as root; gzip for zcat.
 need setpriv || apt_install util-linux
 need zcat || apt_install gzip
-need cargo || { echo "cargo (Rust >= 1.88) is required: https://rustup.rs" >&2; exit 1; }
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+need cargo || { echo "cargo (Rust >= 1.88, with rustfmt and clippy) is required" >&2; exit 1; }
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

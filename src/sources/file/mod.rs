@@ -151,7 +151,8 @@ fn watch(matcher: &Matcher, wake: mpsc::Sender<()>) -> Option<notify::Recommende
 struct Loop {
     name: Arc<str>,
     tracker: Tracker,
-    store: CheckpointStore,
+    store: Arc<CheckpointStore>,
+    save_failing: bool,
     reported: HashSet<(String, String)>,
     events: u64,
     skipped_records: u64,
@@ -159,15 +160,36 @@ struct Loop {
 }
 
 impl Loop {
-    fn save(&mut self) {
+    /// Save the checkpoint on a blocking thread (fsync must not stall the runtime). A failing
+    /// save (disk full, read-only) is logged once, counted each time, and retried.
+    async fn save(&mut self) {
         let snap = self.tracker.snapshot();
-        if let Err(e) = self.store.save(&snap) {
-            telemetry::count(
-                "checkpoint_write_errors_total",
-                &[("component", &self.name)],
-            );
-            tracing::error!(source = %self.name, error = %e, "checkpoint not saved; positions stay in memory and saving is retried");
-            self.tracker.mark_dirty();
+        let store = self.store.clone();
+        let res = tokio::task::spawn_blocking(move || store.save(&snap))
+            .await
+            .unwrap_or_else(|e| {
+                Err(std::io::Error::other(format!(
+                    "checkpoint writer task failed: {e}"
+                )))
+            });
+        match res {
+            Ok(()) => {
+                if self.save_failing {
+                    self.save_failing = false;
+                    tracing::info!(source = %self.name, "checkpoint saved again");
+                }
+            }
+            Err(e) => {
+                telemetry::count(
+                    "checkpoint_write_errors_total",
+                    &[("component", &self.name)],
+                );
+                if !self.save_failing {
+                    tracing::error!(source = %self.name, error = %e, "checkpoint not saved; positions stay in memory and saving is retried (a restart before it succeeds re-reads, never loses)");
+                }
+                self.save_failing = true;
+                self.tracker.mark_dirty();
+            }
         }
     }
 
@@ -269,7 +291,8 @@ async fn run(
     let mut lp = Loop {
         name: ctx.name.clone(),
         tracker,
-        store,
+        store: Arc::new(store),
+        save_failing: false,
         reported: HashSet::new(),
         events: 0,
         skipped_records: 0,
@@ -302,7 +325,7 @@ async fn run(
     let mut ckpt = tokio::time::interval(CHECKPOINT_INTERVAL);
     lp.rescan(&matcher, cfg.start_at == StartAt::End && first_start)
         .await;
-    lp.save();
+    lp.save().await;
     tracing::info!(source = %ctx.name, roots = ?matcher.roots(), once = ctx.once, "file source started");
     loop {
         let free = cfg.max_concurrent_files.saturating_sub(readers.len());
@@ -340,7 +363,7 @@ async fn run(
                 while wake_rx.try_recv().is_ok() {}
                 lp.rescan(&matcher, false).await;
             }
-            _ = ckpt.tick() => if lp.tracker.is_dirty() { lp.save() },
+            _ = ckpt.tick() => if lp.tracker.is_dirty() { lp.save().await },
         }
     }
     // Stop reading; what was read still completes and commits.
@@ -360,7 +383,7 @@ async fn run(
             _ = ctx.hard_stop.cancelled() => break,
         }
     }
-    lp.save();
+    lp.save().await;
     let totals = lp.tracker.totals.clone();
     let unresolved = u64::from(lp.tracker.in_flight());
     tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, skipped_records = lp.skipped_records, "file source stopped");

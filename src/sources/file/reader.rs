@@ -224,6 +224,14 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         start,
         env.max_record,
     );
+    // Too few bytes to tell a document from NDJSON yet: wait for the file to grow or settle.
+    if mode.is_none()
+        && compression == Compression::None
+        && stat.size < 64
+        && let Some(at) = settled(&stat)
+    {
+        return Ok(ReadEnd::NotSettled(at));
+    }
     let mode = match mode {
         Some(Mode::Tail) => Mode::Tail,
         Some(Mode::Whole) | None => {
