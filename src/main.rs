@@ -142,10 +142,17 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
             sig = shutdown_signal() => {
                 tracing::info!(signal = sig, timeout_s = cfg.shutdown_timeout.as_secs_f64(), "stopping: no new input; delivering what is in flight");
                 shutdown.cancel();
-                match tokio::time::timeout(cfg.shutdown_timeout, &mut wait).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        tracing::warn!("shutdown_timeout reached; what is not delivered stays uncommitted and is read again at the next start");
+                tokio::select! {
+                    r = tokio::time::timeout(cfg.shutdown_timeout, &mut wait) => match r {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!("shutdown_timeout reached; what is not delivered stays uncommitted and is read again at the next start");
+                            hard_stop.cancel();
+                            wait.await
+                        }
+                    },
+                    sig = shutdown_signal() => {
+                        tracing::warn!(signal = sig, "second signal: stopping now; what is not delivered stays uncommitted and is read again at the next start");
                         hard_stop.cancel();
                         wait.await
                     }

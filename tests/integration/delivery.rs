@@ -173,3 +173,48 @@ fn undeliverable_events_are_not_committed_and_are_read_again() {
     );
     assert_eq!(output_ids(&out), want);
 }
+
+#[test]
+fn stop_with_a_stuck_sink_commits_nothing_undelivered() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    copy_dir(&fixtures().join("stratus"), &trail);
+    let blocker = d.path().join("out");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let out = blocker.join("events.ndjson");
+    let cfg = config(
+        d.path(),
+        &trail,
+        &out,
+        "retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n",
+    );
+    let log = d.path().join("stuck.log");
+    let mut child = spawn_daemon(&cfg, &log);
+    wait_until(30, "a failed send", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("will retry")
+    });
+    // First signal: drain (the sink keeps retrying); second signal: stop now.
+    signal(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still draining after the first signal"
+    );
+    signal(&child, libc::SIGINT);
+    let status = wait_exit(&mut child, 10);
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("second signal"), "{text}");
+    // Nothing was committed: once the sink can write, every event arrives.
+    std::fs::remove_file(&blocker).unwrap();
+    run_once_ok(&cfg);
+    let want = sorted(
+        fixture_records(&trail)
+            .iter()
+            .map(|(_, r)| event_id(r))
+            .collect(),
+    );
+    assert_eq!(output_ids(&out), want);
+}

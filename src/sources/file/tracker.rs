@@ -236,13 +236,25 @@ impl Tracker {
                 && b != stamp(stat)
                 && st.idle()
             {
-                notes.push(format!(
-                    "{} changed since it was set aside; reading it again",
-                    path.display()
-                ));
-                st.reset(*stat);
                 self.dirty = true;
-                continue;
+                if st.saved.mode == Some(Mode::Tail) && stat.size >= st.saved.committed {
+                    // A tailed file (e.g. its last line was cut): go on from where it was.
+                    notes.push(format!(
+                        "{} changed since it was set aside; reading on from byte {}",
+                        path.display(),
+                        st.saved.committed
+                    ));
+                    st.saved.bad = None;
+                    st.saved.bad_stamp = None;
+                    st.read_to = st.saved.committed;
+                } else {
+                    notes.push(format!(
+                        "{} changed since it was set aside; reading it again",
+                        path.display()
+                    ));
+                    st.reset(*stat);
+                    continue;
+                }
             }
             match st.saved.mode {
                 Some(Mode::Tail) if stat.size < st.saved.committed && st.idle() => {
@@ -619,6 +631,38 @@ mod tests {
         let jobs = t.ready(now, 8, None);
         assert_eq!(jobs.len(), 1);
         assert_eq!(*jobs[0].path, b);
+    }
+
+    #[test]
+    fn tail_file_set_aside_resumes_from_its_offset() {
+        let mut t = Tracker::new(BTreeMap::new(), true);
+        let now = Instant::now();
+        let p = PathBuf::from("/x/a.ndjson");
+        t.observe(&[(p.clone(), stat(5, 150))], false);
+        let j = t.ready(now, 8, None)[0].clone();
+        let cut = ReadEnd::Done {
+            mode: Mode::Tail,
+            stat: stat(5, 150),
+            head: (1, 1),
+            end: 100,
+            units: 1,
+            events: 2,
+            skipped: 0,
+            incomplete: true,
+            error: None,
+        };
+        t.reader_done(&j, &cut, now);
+        assert_eq!(
+            t.unit_done(&meta(&j, 0, 100), true, now),
+            Note::Bad {
+                reason: "truncated".into()
+            }
+        );
+        assert!(t.ready(now, 8, None).is_empty());
+        let mut grown = stat(5, 180);
+        grown.mtime += Duration::from_secs(1);
+        t.observe(&[(p, grown)], false);
+        assert_eq!(t.ready(now, 8, None)[0].start, 100);
     }
 
     #[test]
