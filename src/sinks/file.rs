@@ -4,8 +4,9 @@
 //! before its events are acknowledged; a new file's directory is synced too. A write that
 //! fails is rolled back (the file is cut back to its length before the batch) and retried.
 //!
-//! Encodings: `ndjson` appends one record per line; after a crash, a torn last line is closed
-//! with a newline before new records are appended. `cloudtrail` keeps each file one valid
+//! Encodings: `ndjson` appends one record per line. After a crash, whatever was left
+//! half-written at the end of a file (never acknowledged) is cut off when the sink first opens
+//! it again (see `repair`). `cloudtrail` keeps each file one valid
 //! `{"Records":[...]}` document: an uncompressed file is extended in place (its closing `]}`
 //! is rewritten); a compressed one cannot be, so each batch goes to a new file (`x.json.gz`,
 //! then `x.1.json.gz`, ...).
@@ -21,9 +22,11 @@ use serde::Deserialize;
 
 use super::driver::{ItemError, SendError, SinkService};
 use super::encoding::{self, Compression};
+use super::repair;
 use super::template::Template;
 use crate::config::FieldError;
 use crate::event::Event;
+use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +93,8 @@ struct Open {
 #[derive(Default)]
 struct Files {
     open: HashMap<PathBuf, Open>,
+    /// Files already checked for crash damage by this process.
+    checked: std::collections::HashSet<PathBuf>,
 }
 
 pub struct FileSink {
@@ -183,7 +188,8 @@ impl Files {
         self.open.retain(|_, o| o.used.elapsed() < idle);
     }
 
-    fn get(&mut self, path: &Path, max_open: usize, fsync: bool) -> std::io::Result<&mut Open> {
+    fn get(&mut self, path: &Path, cfg: &FileSinkConfig) -> std::io::Result<&mut Open> {
+        let (max_open, fsync) = (cfg.max_open_files, cfg.fsync);
         if !self.open.contains_key(path) {
             if self.open.len() >= max_open
                 && let Some(oldest) = self
@@ -207,7 +213,18 @@ impl Files {
             if created && fsync {
                 sync_dir(path);
             }
-            let len = file.metadata()?.len();
+            let mut file = file;
+            let mut len = file.metadata()?.len();
+            // The first time this process opens an existing file, cut what a crash left torn.
+            if !self.checked.contains(path) {
+                let (fixed, what) = repair::repair(&mut file, len, cfg.encoding, cfg.compression)?;
+                if let Some(what) = what {
+                    telemetry::count("sink_file_repairs_total", &[]);
+                    tracing::warn!(file = %path.display(), "{what}");
+                }
+                len = fixed;
+                self.checked.insert(path.to_path_buf());
+            }
             self.open.insert(
                 path.to_path_buf(),
                 Open {
@@ -290,22 +307,12 @@ fn write_group(
                 Compression::None => std::borrow::Cow::Borrowed(data),
                 Compression::Gzip => std::borrow::Cow::Owned(encoding::gzip(data)?),
             };
-            let o = files.get(path, cfg.max_open_files, cfg.fsync)?;
+            let o = files.get(path, cfg)?;
             let len = o.len;
-            if compression == Compression::None
-                && len > 0
-                && last_bytes(&mut o.file, len, 1)? != b"\n"
-            {
-                // A torn line from a crash: close it so the next record starts on its own line.
-                let mut fixed = Vec::with_capacity(payload.len() + 1);
-                fixed.push(b'\n');
-                fixed.extend_from_slice(&payload);
-                return write_at(o, len, &fixed, None, cfg.fsync);
-            }
             write_at(o, len, &payload, None, cfg.fsync)
         }
         (FileEncoding::Cloudtrail, Compression::None) => {
-            let o = files.get(path, cfg.max_open_files, cfg.fsync)?;
+            let o = files.get(path, cfg)?;
             let len = o.len;
             if len >= 2 && last_bytes(&mut o.file, len, 2)? == b"]}" {
                 let empty = len >= 14 && last_bytes(&mut o.file, len, 14)? == b"{\"Records\":[]}";
@@ -323,7 +330,7 @@ fn write_group(
                 buf.extend_from_slice(b"]}");
                 write_at(o, 0, &buf, None, cfg.fsync)
             } else {
-                // Not a document we can extend (torn by a crash, or foreign): start a new file.
+                // Not a document this sink can extend (a foreign file): start a new file.
                 let next = free_path(path)?;
                 files.open.remove(path);
                 write_group(files, cfg, &next, data)
@@ -343,17 +350,30 @@ fn write_group(
             if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&target)?;
-            let res = f
-                .write_all(&gz)
-                .and_then(|_| if cfg.fsync { f.sync_data() } else { Ok(()) });
+            // Written under a temporary name and renamed once complete, so a crash can never
+            // leave a torn document under the real name.
+            let tmp = target.with_file_name(format!(
+                ".{}.tmp",
+                target.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+            ));
+            let res = (|| {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
+                f.write_all(&gz)?;
+                if cfg.fsync {
+                    f.sync_data()?;
+                }
+                std::fs::rename(&tmp, &target)?;
+                if cfg.fsync {
+                    sync_dir(&target);
+                }
+                Ok(())
+            })();
             if res.is_err() {
-                let _ = std::fs::remove_file(&target);
-            } else if cfg.fsync {
-                sync_dir(&target);
+                let _ = std::fs::remove_file(&tmp);
             }
             res
         }
@@ -420,9 +440,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ndjson_repairs_torn_line_and_gzip_cloudtrail_gets_new_files() {
+    async fn ndjson_cuts_torn_line_and_gzip_cloudtrail_gets_new_files() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("o.ndjson"), b"{\"torn\":").unwrap();
+        std::fs::write(d.path().join("o.ndjson"), b"{\"kept\":1}\n{\"torn\":").unwrap();
         let s = sink(
             d.path(),
             "o.ndjson",
@@ -432,8 +452,8 @@ mod tests {
         s.send(&events(&["a"])).await.unwrap();
         let text = std::fs::read_to_string(d.path().join("o.ndjson")).unwrap();
         assert_eq!(
-            text.lines().nth(1).unwrap(),
-            r#"{"eventID":"a","eventTime":"2023-07-10T11:45:12Z","awsRegion":"us-east-1"}"#
+            text,
+            "{\"kept\":1}\n{\"eventID\":\"a\",\"eventTime\":\"2023-07-10T11:45:12Z\",\"awsRegion\":\"us-east-1\"}\n"
         );
 
         let s = sink(

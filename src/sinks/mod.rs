@@ -6,6 +6,7 @@ pub mod console;
 pub mod driver;
 pub mod encoding;
 pub mod file;
+pub mod repair;
 pub mod template;
 
 use std::sync::Arc;
