@@ -124,21 +124,36 @@ fn sigterm_drains_commits_and_exits_zero() {
     assert!(dups <= 2 * 500 + 3000, "{dups} duplicates");
 }
 
-#[test]
-fn undeliverable_events_are_not_committed_and_are_read_again() {
+/// Stratus fixtures into a sink whose directory is blocked by a plain file, so every write
+/// fails. Returns (temp dir, trail, blocker, sink path, config).
+fn blocked_sink(retry: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
     copy_dir(&fixtures().join("stratus"), &trail);
-    // The sink's directory is blocked by a plain file: every write fails.
     let blocker = d.path().join("out");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let out = blocker.join("events.ndjson");
-    let cfg = config(
-        d.path(),
-        &trail,
-        &out,
-        "retry.initial_backoff = \"50ms\"\nretry.max_duration = \"1s\"\n",
+    let cfg = config(d.path(), &trail, &out, retry);
+    (d, trail, blocker, out, cfg)
+}
+
+/// Nothing was committed: once the sink can write, every event arrives.
+fn unblock_and_expect_everything(blocker: &Path, cfg: &Path, trail: &Path, out: &Path) {
+    std::fs::remove_file(blocker).unwrap();
+    run_once_ok(cfg);
+    let want = sorted(
+        fixture_records(trail)
+            .iter()
+            .map(|(_, r)| event_id(r))
+            .collect(),
     );
+    assert_eq!(output_ids(out), want);
+}
+
+#[test]
+fn undeliverable_events_are_not_committed_and_are_read_again() {
+    let (_d, trail, blocker, out, cfg) =
+        blocked_sink("retry.initial_backoff = \"50ms\"\nretry.max_duration = \"1s\"\n");
     let o = run_once(&cfg);
     assert_eq!(
         o.status.code(),
@@ -162,32 +177,13 @@ fn undeliverable_events_are_not_committed_and_are_read_again() {
             >= 2,
         "{c:?}"
     );
-    // Nothing was committed: once the sink can write, everything arrives.
-    std::fs::remove_file(&blocker).unwrap();
-    run_once_ok(&cfg);
-    let want = sorted(
-        fixture_records(&trail)
-            .iter()
-            .map(|(_, r)| event_id(r))
-            .collect(),
-    );
-    assert_eq!(output_ids(&out), want);
+    unblock_and_expect_everything(&blocker, &cfg, &trail, &out);
 }
 
 #[test]
 fn stop_with_a_stuck_sink_commits_nothing_undelivered() {
-    let d = tempfile::tempdir().unwrap();
-    let trail = d.path().join("trail");
-    copy_dir(&fixtures().join("stratus"), &trail);
-    let blocker = d.path().join("out");
-    std::fs::write(&blocker, b"not a directory").unwrap();
-    let out = blocker.join("events.ndjson");
-    let cfg = config(
-        d.path(),
-        &trail,
-        &out,
-        "retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n",
-    );
+    let (d, trail, blocker, out, cfg) =
+        blocked_sink("retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n");
     let log = d.path().join("stuck.log");
     let mut child = spawn_daemon(&cfg, &log);
     wait_until(30, "a failed send", || {
@@ -207,14 +203,5 @@ fn stop_with_a_stuck_sink_commits_nothing_undelivered() {
     assert_eq!(status.code(), Some(0));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("second signal"), "{text}");
-    // Nothing was committed: once the sink can write, every event arrives.
-    std::fs::remove_file(&blocker).unwrap();
-    run_once_ok(&cfg);
-    let want = sorted(
-        fixture_records(&trail)
-            .iter()
-            .map(|(_, r)| event_id(r))
-            .collect(),
-    );
-    assert_eq!(output_ids(&out), want);
+    unblock_and_expect_everything(&blocker, &cfg, &trail, &out);
 }
