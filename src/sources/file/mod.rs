@@ -348,8 +348,16 @@ async fn run(
                 (job, end)
             });
         }
+        // Wake for the earliest file waiting on its settle time or retry delay.
+        let now = std::time::Instant::now();
+        let wake = lp
+            .tracker
+            .next_wake()
+            .filter(|t| *t > now)
+            .map(|t| Instant::now() + (t - now));
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
             Some(res) = readers.join_next(), if !readers.is_empty() => {
                 if let Ok((job, end)) = res {
                     lp.reader_done(&job, &end);

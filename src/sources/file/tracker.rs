@@ -505,6 +505,15 @@ impl Tracker {
         Note::None
     }
 
+    /// The earliest time a file waits for (settle time, retry delay), if any.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.files
+            .values()
+            .filter(|s| s.saved.bad.is_none() && !s.reading)
+            .filter_map(|s| s.retry_at)
+            .min()
+    }
+
     /// Any units still unresolved.
     pub fn in_flight(&self) -> bool {
         self.files.values().any(|s| !s.idle())
