@@ -146,3 +146,26 @@ fn start_at_end_skips_what_is_already_there() {
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, 30).code(), Some(0));
 }
+
+#[test]
+fn the_watcher_finds_new_files_between_polls() {
+    let d = tempfile::tempdir().unwrap();
+    // Polls are 5 minutes apart: only the filesystem watcher can find these in time.
+    let cfg = daemon_config(d.path(), "**/*.ndjson", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("poll_interval = \"200ms\"", "poll_interval = \"5m\"");
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = spawn_daemon(&cfg, &d.path().join("d.log"));
+    wait_until(20, "checkpoint", || {
+        d.path().join("data/checkpoints/logs.json").exists()
+    });
+    std::fs::create_dir_all(d.path().join("in/sub")).unwrap();
+    append(
+        &d.path().join("in/sub/new.ndjson"),
+        &(line("w1") + &line("w2")),
+    );
+    expect(d.path(), &["w1", "w2"], "files found by the watcher");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, 30).code(), Some(0));
+}

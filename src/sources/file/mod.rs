@@ -131,21 +131,42 @@ pub fn spawn(
     Ok(tokio::spawn(run(cfg, ctx, matcher, store, saved)))
 }
 
-fn watch(matcher: &Matcher, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = wake.try_send(());
-    })
-    .map_err(
-        |e| tracing::warn!(error = %e, "filesystem watcher unavailable; relying on poll_interval"),
-    )
-    .ok()?;
-    for root in matcher.roots() {
-        if let Err(e) = w.watch(root, notify::RecursiveMode::Recursive) {
-            tracing::debug!(dir = %root.display(), error = %e, "not watched (yet); found by rescans instead");
+/// The filesystem watcher and the roots it watches. A root that does not exist yet is
+/// watched from the first rescan that finds it.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+    watched: HashSet<PathBuf>,
+}
+
+impl Watch {
+    fn new(wake: mpsc::Sender<()>) -> Option<Watch> {
+        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            let _ = wake.try_send(());
+        })
+        .map_err(|e| tracing::warn!(error = %e, "filesystem watcher unavailable; relying on poll_interval"))
+        .ok()?;
+        Some(Watch {
+            watcher,
+            watched: HashSet::new(),
+        })
+    }
+
+    fn add_roots(&mut self, matcher: &Matcher) {
+        use notify::Watcher;
+        for root in matcher.roots() {
+            if self.watched.contains(root) || !root.exists() {
+                continue;
+            }
+            match self.watcher.watch(root, notify::RecursiveMode::Recursive) {
+                Ok(()) => {
+                    self.watched.insert(root.clone());
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %root.display(), error = %e, "not watched; found by rescans instead")
+                }
+            }
         }
     }
-    Some(w)
 }
 
 struct Loop {
@@ -157,6 +178,7 @@ struct Loop {
     events: u64,
     skipped_records: u64,
     ignore_older: Option<Duration>,
+    watch: Option<Watch>,
 }
 
 impl Loop {
@@ -194,6 +216,9 @@ impl Loop {
     }
 
     async fn rescan(&mut self, matcher: &Arc<Matcher>, skip_existing: bool) {
+        if let Some(w) = &mut self.watch {
+            w.add_roots(matcher);
+        }
         let m = matcher.clone();
         let Ok((mut files, problems)) = tokio::task::spawn_blocking(move || m.scan()).await else {
             return;
@@ -297,6 +322,7 @@ async fn run(
         events: 0,
         skipped_records: 0,
         ignore_older: cfg.ignore_older,
+        watch: None,
     };
     let matcher = Arc::new(matcher);
     let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<UnitMeta>>();
@@ -310,11 +336,7 @@ async fn run(
         unit_events: cfg.unit_events,
     });
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let _watcher = if ctx.once {
-        None
-    } else {
-        watch(&matcher, wake_tx)
-    };
+    lp.watch = if ctx.once { None } else { Watch::new(wake_tx) };
     let settle = if ctx.once {
         None
     } else {
