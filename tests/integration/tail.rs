@@ -169,3 +169,28 @@ fn the_watcher_finds_new_files_between_polls() {
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, 30).code(), Some(0));
 }
+
+#[test]
+fn ignore_older_keeps_the_offset_of_a_quiet_tailed_file() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(d.path(), "*.ndjson", "ignore_older = \"1h\"");
+    let app = d.path().join("in/app.ndjson");
+    append(&app, &(line("q1") + &line("q2")));
+    run_once_ok(&cfg);
+    // The file goes quiet for longer than ignore_older, then gets a new line.
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    run_once_ok(&cfg);
+    append(&app, &line("q3"));
+    run_once_ok(&cfg);
+    assert_eq!(
+        ids(d.path()),
+        vec!["q1", "q2", "q3"],
+        "q1 and q2 are not read again"
+    );
+}

@@ -226,7 +226,7 @@ impl Loop {
         if let Some(age) = self.ignore_older
             && let Some(cutoff) = std::time::SystemTime::now().checked_sub(age)
         {
-            files.retain(|(_, st)| st.mtime >= cutoff);
+            files.retain(|(p, st)| st.mtime >= cutoff || self.tracker.keep_when_old(p));
         }
         for (at, msg) in problems {
             if self.reported.insert((at.clone(), msg.clone())) {

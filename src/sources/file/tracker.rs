@@ -505,6 +505,15 @@ impl Tracker {
         Note::None
     }
 
+    /// Whether a file's state must be kept even when it is older than `ignore_older`: a tailed
+    /// file may grow again (dropping its offset would re-read it from the start), and a file
+    /// with work left is not finished. Whole files that are done can be forgotten.
+    pub fn keep_when_old(&self, path: &PathBuf) -> bool {
+        self.files
+            .get(path)
+            .is_some_and(|s| s.saved.mode == Some(Mode::Tail) || !s.saved.done || !s.idle())
+    }
+
     /// The earliest time a file waits for (settle time, retry delay), if any.
     pub fn next_wake(&self) -> Option<Instant> {
         self.files
