@@ -16,6 +16,18 @@ apt_install() {
 # The unreadable-file test drops privileges with setpriv when run as root; gzip for zcat.
 need setpriv || apt_install util-linux
 need zcat || apt_install gzip
+# AWS APIs: a real moto server (S3, SQS, ...) started by the tests on loopback.
+if ! need moto_server; then
+  need python3 || apt_install python3 python3-pip
+  python3 -m pip install --quiet 'moto[server]>=5.1,<6' boto3 \
+    || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.1,<6' boto3
+  # pip's script directory (pyenv shims need a rehash; a user install lands elsewhere).
+  need pyenv && pyenv rehash >/dev/null 2>&1 || true
+  PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin"
+  export PATH
+  hash -r
+  need moto_server || { echo "moto_server not on PATH after pip install" >&2; exit 1; }
+fi
 need cargo || { echo "cargo (Rust >= 1.88, with rustfmt and clippy) is required" >&2; exit 1; }
 
 cargo fmt --check

@@ -98,6 +98,22 @@ impl Drop for AckToken {
     }
 }
 
+/// Something that hands out acknowledgement shares of a unit.
+pub trait Mint {
+    fn token(&self) -> AckToken;
+}
+
+/// A cloneable share-minter for a unit, for handing to another thread. It holds no share
+/// itself: the unit completes when its `UnitHandle` is sealed and its tokens resolve.
+pub struct UnitMinter<M: Send + 'static>(Arc<Unit<M>>);
+
+impl<M: Send + 'static> Mint for UnitMinter<M> {
+    fn token(&self) -> AckToken {
+        self.0.add();
+        AckToken(Some(self.0.clone() as Arc<dyn Resolve>))
+    }
+}
+
 /// The reader's handle on a unit it is filling.
 pub struct UnitHandle<M: Send + 'static> {
     unit: Arc<Unit<M>>,
@@ -119,8 +135,12 @@ impl<M: Send + 'static> UnitHandle<M> {
 
     /// A share for one more event of this unit.
     pub fn token(&self) -> AckToken {
-        self.unit.add();
-        AckToken(Some(self.unit.clone() as Arc<dyn Resolve>))
+        self.minter().token()
+    }
+
+    /// A minter for another thread; the handle must outlive its use (seal after it is done).
+    pub fn minter(&self) -> UnitMinter<M> {
+        UnitMinter(self.unit.clone())
     }
 
     /// Update the unit's metadata before sealing (e.g. its end offset).
@@ -142,6 +162,12 @@ impl<M: Send + 'static> UnitHandle<M> {
     pub fn abandon(mut self) {
         self.sealed = true;
         self.unit.resolve(false);
+    }
+}
+
+impl<M: Send + 'static> Mint for UnitHandle<M> {
+    fn token(&self) -> AckToken {
+        UnitHandle::token(self)
     }
 }
 

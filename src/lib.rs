@@ -2,6 +2,7 @@
 //! analysed. See ARCHITECTURE.md for the map of this crate.
 
 pub mod ack;
+pub mod aws;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;

@@ -1,6 +1,7 @@
 //! CloudTrail file formats, detected by content: gzip or plain; `{"Records":[...]}` documents,
 //! NDJSON record streams, concatenated documents; digest files are recognized and skipped.
 
+pub mod emit;
 pub mod scanner;
 
 use std::fs::File;
@@ -50,6 +51,18 @@ pub fn compact(raw: &[u8]) -> Vec<u8> {
 /// Whether a record spans lines and must be compacted.
 pub fn spans_lines(raw: &[u8]) -> bool {
     memchr::memchr2(b'\n', b'\r', raw).is_some()
+}
+
+/// A reader over a stream's decoded content (an S3 object body): gzip detected by content.
+pub fn open_stream<R: Read + Send + 'static>(r: R) -> io::Result<Box<dyn Read + Send>> {
+    use std::io::BufRead;
+    let mut br = BufReader::with_capacity(128 * 1024, r);
+    let gzip = br.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(MultiGzDecoder::new(br))
+    } else {
+        Box::new(br)
+    })
 }
 
 /// Look at the first bytes of a file: gzip magic, or plain.

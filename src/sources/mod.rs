@@ -2,6 +2,7 @@
 //! with acknowledgement tokens, and commits its positions as units resolve.
 
 pub mod file;
+pub mod sqs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,15 +43,17 @@ pub struct SourceReport {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     File(file::FileSourceConfig),
+    Sqs(Box<sqs::SqsSourceConfig>),
 }
 
 impl SourceConfig {
     pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
         match kind {
             "file" => crate::config::from_table(table).map(Self::File),
+            "sqs" => crate::config::from_table(table).map(|c| Self::Sqs(Box::new(c))),
             other => Err(FieldError::new(
                 &["type"],
-                format!("unknown source type {other:?}; expected one of: file"),
+                format!("unknown source type {other:?}; expected one of: file, sqs"),
             )),
         }
     }
@@ -58,6 +61,7 @@ impl SourceConfig {
     pub fn check(&self) -> Vec<FieldError> {
         match self {
             Self::File(c) => c.check(),
+            Self::Sqs(c) => c.check(),
         }
     }
 
@@ -68,6 +72,7 @@ impl SourceConfig {
     ) -> Result<tokio::task::JoinHandle<SourceReport>, String> {
         match self {
             Self::File(c) => file::spawn(c.clone(), ctx),
+            Self::Sqs(c) => sqs::spawn((**c).clone(), ctx),
         }
     }
 }

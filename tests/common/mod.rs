@@ -4,6 +4,7 @@
 
 pub mod corpus;
 pub mod measure;
+pub mod moto;
 
 use std::collections::BTreeMap;
 use std::io::Read;

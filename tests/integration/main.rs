@@ -6,5 +6,6 @@ mod common;
 mod bad_input;
 mod delivery;
 mod e2e;
+mod sqs;
 mod tail;
 mod validate;

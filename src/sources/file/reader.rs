@@ -14,18 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::discover::Stat;
 use crate::ack::{UnitDone, UnitHandle};
+use crate::decode::emit::Emitter;
 use crate::decode::{self, Compression, Item, ScanError, Scanner};
-use crate::event::{Event, EventData, Origin, parse_header};
-use crate::telemetry;
 use crate::topology::Fanout;
 
-const BATCH: usize = 512;
 /// Bytes at the start of a file that identify it (with device and inode).
 pub const HEAD_LEN: u64 = 256;
 
@@ -113,70 +110,6 @@ fn head_of(f: &File, len: u64) -> io::Result<(u64, u64)> {
     Ok((len, fnv1a(&buf)))
 }
 
-struct Emitter<'a> {
-    env: &'a ReaderEnv,
-    origin: Arc<Origin>,
-    batch: Vec<Event>,
-    events: u64,
-    skipped: std::collections::BTreeMap<&'static str, u64>,
-    logged: u32,
-}
-
-impl Emitter<'_> {
-    fn record(&mut self, raw: Bytes, unit: &UnitHandle<UnitMeta>) {
-        let raw = if decode::spans_lines(&raw) {
-            Bytes::from(decode::compact(&raw))
-        } else {
-            raw
-        };
-        match parse_header(&raw) {
-            Ok(header) => {
-                let data = EventData {
-                    raw,
-                    header,
-                    origin: self.origin.clone(),
-                };
-                self.batch.push(Event::new(data, unit.token()));
-                self.events += 1;
-                if self.batch.len() >= BATCH {
-                    self.flush();
-                }
-            }
-            Err(e) => self.skip(e.reason(), e.to_string()),
-        }
-    }
-
-    fn skip(&mut self, reason: &'static str, detail: String) {
-        *self.skipped.entry(reason).or_default() += 1;
-        if self.logged < 3 {
-            self.logged += 1;
-            tracing::warn!(source = %self.env.source, file = %self.origin.location, reason, "{detail}; skipped, the other records are kept");
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            self.env.out.send_blocking(b);
-        }
-    }
-
-    fn finish(&mut self) {
-        self.flush();
-        let total: u64 = self.skipped.values().sum();
-        for (reason, n) in &self.skipped {
-            telemetry::add(
-                "bad_input_total",
-                &[("component", &self.env.source), ("reason", reason)],
-                *n,
-            );
-        }
-        if total > u64::from(self.logged) {
-            tracing::warn!(source = %self.env.source, file = %self.origin.location, skipped = total, reasons = ?self.skipped, "records skipped in this file");
-        }
-    }
-}
-
 pub fn read(job: &ReadJob, env: &ReaderEnv) -> ReadEnd {
     let f = match File::open(&*job.path) {
         Ok(f) => f,
@@ -260,18 +193,11 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
     {
         return Ok(ReadEnd::NotSettled(at));
     }
-    let origin = Arc::new(Origin {
-        source: env.source.clone(),
-        location: job.path.display().to_string(),
-    });
-    let mut em = Emitter {
-        env,
-        origin,
-        batch: Vec::with_capacity(BATCH),
-        events: 0,
-        skipped: Default::default(),
-        logged: 0,
-    };
+    let mut em = Emitter::new(
+        env.source.clone(),
+        env.out.clone(),
+        job.path.display().to_string(),
+    );
     let new_unit = |start: u64| {
         UnitHandle::new(
             UnitMeta {
@@ -291,7 +217,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
     let mut error = None;
     loop {
         if env.cancel.load(Ordering::Relaxed) {
-            drop(em.batch);
+            drop(em);
             unit.abandon();
             return Ok(ReadEnd::Cancelled);
         }
@@ -306,10 +232,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
                 in_unit += 1;
             }
             Ok(Some(Item::Skipped { reason, detail })) => em.skip(reason, detail),
-            Ok(Some(Item::Digest)) => {
-                telemetry::count("digest_files_total", &[("component", &env.source)]);
-                tracing::debug!(source = %env.source, file = %job.path.display(), "CloudTrail digest file: not an event, skipped");
-            }
+            Ok(Some(Item::Digest)) => em.digest(),
             Ok(Some(Item::Boundary(off))) => {
                 boundary = off;
                 if mode == Mode::Tail && in_unit >= env.unit_events {
@@ -338,7 +261,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         boundary
     };
     unit.update(|m| m.end = end);
-    em.finish();
+    let skipped = em.finish();
     unit.seal();
     Ok(ReadEnd::Done {
         mode,
@@ -347,7 +270,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         end,
         units,
         events: em.events,
-        skipped: em.skipped.values().sum(),
+        skipped,
         incomplete,
         error,
     })

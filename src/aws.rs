@@ -1,0 +1,85 @@
+//! AWS access shared by every AWS component: region, endpoint override, optional assumed role.
+//! Credentials come from the SDK's standard chain (environment, shared profile and SSO, web
+//! identity / IRSA, EKS Pod Identity, ECS, EC2 instance metadata with IMDSv2); nothing here
+//! signs or stores credentials itself.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+}
+
+/// The keys every AWS component takes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAccess {
+    /// Region; otherwise from the environment / profile / instance metadata.
+    pub region: Option<String>,
+    /// Endpoint override (emulators, VPC endpoints, S3-compatible stores). With it, S3 is
+    /// addressed path-style.
+    pub endpoint: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+impl AwsAccess {
+    /// Build the SDK configuration for this component.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = &self.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(e) = &self.endpoint {
+            loader = loader.endpoint_url(e.clone());
+        }
+        let base = loader.load().await;
+        let Some(role) = &self.assume_role else {
+            return base;
+        };
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
+            .session_name(
+                role.session_name
+                    .clone()
+                    .unwrap_or_else(|| "trailship".into()),
+            )
+            .configure(&base);
+        if let Some(id) = &role.external_id {
+            provider = provider.external_id(id.clone());
+        }
+        let provider = provider.build().await;
+        base.into_builder()
+            .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build()
+    }
+
+    /// An S3 client (path-style when an endpoint override is set).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let cfg = self.sdk_config().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(self.endpoint.is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(s3)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// The display form of an SDK error with its service message (the default `Display` of SDK
+/// errors says only "service error").
+pub fn error_text<E: std::error::Error>(e: &E) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

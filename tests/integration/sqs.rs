@@ -1,0 +1,226 @@
+//! The SQS source against a real moto server: real S3 → SQS notifications, the other
+//! notification shapes, poison messages, delete-on-delivery.
+
+use std::path::Path;
+
+use crate::common::moto::Moto;
+use crate::common::*;
+
+const BUCKET: &str = "org-trail";
+
+async fn setup(m: &Moto) -> String {
+    let s3 = m.s3();
+    let sqs = m.sqs();
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let q = sqs
+        .create_queue()
+        .queue_name("cloudtrail-objects")
+        .send()
+        .await
+        .unwrap();
+    let url = q.queue_url.unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let qc = aws_sdk_s3::types::QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+        .build()
+        .unwrap();
+    s3.put_bucket_notification_configuration()
+        .bucket(BUCKET)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(qc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+async fn put(m: &Moto, key: &str, body: Vec<u8>) {
+    m.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn send(m: &Moto, url: &str, body: String) {
+    m.sqs()
+        .send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn messages_left(m: &Moto, url: &str) -> (i64, i64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let a = m
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let n = |k: A| a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    (
+        n(A::ApproximateNumberOfMessages),
+        n(A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+fn config(d: &Path, m: &Moto, url: &str) -> std::path::PathBuf {
+    let cfg = d.join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{data}\"\n[sources.queue]\ntype = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\nvisibility_timeout = 30\nconcurrency = 2\n[sinks.out]\ntype = \"file\"\ninputs = [\"queue\"]\npath = \"{out}\"\nbatch.timeout = \"100ms\"\n",
+            data = toml_path(&d.join("data")),
+            ep = m.endpoint,
+            out = toml_path(&d.join("out.ndjson"))
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn run(cfg: &Path, m: &Moto) -> std::process::Output {
+    let mut c = once_cmd(cfg);
+    for (k, v) in m.env() {
+        c.env(k, v);
+    }
+    run_with_timeout(c, 120)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_notification_shape_end_to_end_and_poison_stays_on_the_queue() {
+    let m = Moto::start();
+    let url = setup(&m).await;
+    let d = tempfile::tempdir().unwrap();
+    let inv = fixtures().join("invictus");
+    let files = files_under(&inv);
+    let key = |i: usize, name: &str| {
+        format!("AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/{i}_{name}")
+    };
+    // Announced by S3 itself (real notifications), including a key that needs URL-decoding.
+    put(
+        &m,
+        &key(0, "plain.json.gz"),
+        std::fs::read(&files[0]).unwrap(),
+    )
+    .await;
+    put(
+        &m,
+        &key(1, "with space+plus.json.gz"),
+        std::fs::read(&files[1]).unwrap(),
+    )
+    .await;
+    // A digest is announced too, and skipped by key.
+    put(
+        &m,
+        "AWSLogs/218007301253/CloudTrail-Digest/us-east-1/2023/07/10/d.json.gz",
+        corpus::gzip(b"{\"digestStartTime\":\"x\"}"),
+    )
+    .await;
+    // Objects announced by hand-written messages of the other shapes (uploaded first: their
+    // own S3 notifications are consumed too, so each object is delivered twice — by design of
+    // this test, counted below).
+    let other = fixtures().join("stratus");
+    let stratus = files_under(&other);
+    let (k_sns, k_eb, k_ct1, k_ct2) = (
+        "other/sns.json",
+        "other/eventbridge.json",
+        "other/ct1.json",
+        "other/ct2.json",
+    );
+    for (k, f) in [
+        (k_sns, &stratus[0]),
+        (k_eb, &stratus[1]),
+        (k_ct1, &stratus[2]),
+        (k_ct2, &stratus[3]),
+    ] {
+        put(&m, k, std::fs::read(f).unwrap()).await;
+    }
+    let s3msg = |k: &str| {
+        serde_json::json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": BUCKET}, "object": {"key": k}}}]}).to_string()
+    };
+    send(&m, &url, serde_json::json!({"Type": "Notification", "MessageId": "1", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": s3msg(k_sns)}).to_string()).await;
+    send(&m, &url, serde_json::json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": BUCKET}, "object": {"key": k_eb}}}).to_string()).await;
+    send(
+        &m,
+        &url,
+        serde_json::json!({"s3Bucket": BUCKET, "s3ObjectKey": [k_ct1, k_ct2]}).to_string(),
+    )
+    .await;
+    // Poison: not JSON, an unknown shape, an object that does not exist, an object that is
+    // not CloudTrail.
+    put(&m, "other/not-cloudtrail.txt", b"hello, not json".to_vec()).await;
+    send(&m, &url, "this is not json".into()).await;
+    send(&m, &url, r#"{"hello":"world"}"#.into()).await;
+    send(&m, &url, s3msg("other/missing.json.gz")).await;
+
+    let cfg = config(d.path(), &m, &url);
+    let o = run(&cfg, &m);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "poison messages are not delivered: exit 3\n{err}"
+    );
+
+    let per_file = |p: &Path| {
+        sorted(
+            fixture_records(p)
+                .iter()
+                .map(|(_, r)| event_id(r))
+                .collect(),
+        )
+    };
+    let mut want = Vec::new();
+    want.extend(per_file(&files[0]));
+    want.extend(per_file(&files[1]));
+    for f in &stratus[..4] {
+        // once from S3's own notification, once from the hand-written one
+        want.extend(per_file(f));
+        want.extend(per_file(f));
+    }
+    assert_eq!(
+        output_ids(&d.path().join("out.ndjson")),
+        sorted(want),
+        "{err}"
+    );
+
+    for reason in [
+        "not_json",
+        "unknown_shape",
+        "object_missing",
+        "not_cloudtrail",
+    ] {
+        assert!(
+            logs(&o.stderr)
+                .iter()
+                .any(|l| l["reason"] == reason && l["message_id"].is_string()),
+            "{reason} not logged\n{err}"
+        );
+    }
+    // Everything delivered was deleted; the 4 poison messages are still on the queue (in flight
+    // until their visibility timeout ends).
+    let (visible, in_flight) = messages_left(&m, &url).await;
+    assert_eq!((visible, in_flight), (0, 4), "{err}");
+}
