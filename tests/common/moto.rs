@@ -80,8 +80,6 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", REGION.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
         ]
     }
 }

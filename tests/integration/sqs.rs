@@ -224,3 +224,189 @@ async fn every_notification_shape_end_to_end_and_poison_stays_on_the_queue() {
     let (visible, in_flight) = messages_left(&m, &url).await;
     assert_eq!((visible, in_flight), (0, 4), "{err}");
 }
+
+/// Upload `files` corpus objects to the notified bucket: one real notification each.
+async fn corpus_on_queue(m: &Moto, files: usize, records: usize) -> (String, Vec<String>) {
+    let url = setup(m).await;
+    let d = tempfile::tempdir().unwrap();
+    let (mut ids, _) = corpus::write_corpus(d.path(), files, records, 5);
+    for f in files_under(d.path()) {
+        let key = f
+            .strip_prefix(d.path())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        put(m, &key, std::fs::read(&f).unwrap()).await;
+    }
+    ids.sort();
+    (url, ids)
+}
+
+fn with_vt(cfg: &Path, vt: u32) {
+    let text = std::fs::read_to_string(cfg).unwrap().replace(
+        "visibility_timeout = 30",
+        &format!("visibility_timeout = {vt}"),
+    );
+    std::fs::write(cfg, text).unwrap();
+}
+
+fn spawn(cfg: &Path, m: &Moto, once: bool, log: &Path) -> std::process::Child {
+    let mut c = if once {
+        once_cmd(cfg)
+    } else {
+        trailship(&[
+            "run",
+            "--log-format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+    };
+    for (k, v) in m.env() {
+        c.env(k, v);
+    }
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_share_one_queue_without_loss() {
+    let m = Moto::start();
+    let (url, ids) = corpus_on_queue(&m, 30, 300).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cb) = (config(a.path(), &m, &url), config(b.path(), &m, &url));
+    let mut pa = spawn(&ca, &m, true, &a.path().join("log"));
+    let mut pb = spawn(&cb, &m, true, &b.path().join("log"));
+    assert_eq!(
+        wait_exit(&mut pa, 120).code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(a.path().join("log")).unwrap()
+    );
+    assert_eq!(
+        wait_exit(&mut pb, 120).code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(b.path().join("log")).unwrap()
+    );
+    let got_a = if a.path().join("out.ndjson").exists() {
+        output_ids(&a.path().join("out.ndjson"))
+    } else {
+        vec![]
+    };
+    let got_b = if b.path().join("out.ndjson").exists() {
+        output_ids(&b.path().join("out.ndjson"))
+    } else {
+        vec![]
+    };
+    println!(
+        "measured: {} events over 30 messages; process A delivered {}, process B {}",
+        ids.len(),
+        got_a.len(),
+        got_b.len()
+    );
+    let mut all = got_a.clone();
+    all.extend(got_b.iter().cloned());
+    assert_eq!(
+        sorted(all),
+        ids,
+        "every event exactly once across both processes"
+    );
+    assert_eq!(messages_left(&m, &url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_stream_then_restart_loses_nothing() {
+    let m = Moto::start();
+    let (url, ids) = corpus_on_queue(&m, 40, 500).await;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &m, &url);
+    with_vt(&cfg, 3);
+    let out = d.path().join("out.ndjson");
+    let mut p = spawn(&cfg, &m, false, &d.path().join("daemon.log"));
+    let log = d.path().join("daemon.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::metadata(&out)
+        .map(|x| x.len() > 0)
+        .unwrap_or(false)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no events within 60 s:
+{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    signal(&p, libc::SIGKILL);
+    let _ = p.wait();
+    // Messages in flight at the kill come back after their visibility timeout (3 s).
+    for round in 0..10 {
+        let o = run(&cfg, &m);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if messages_left(&m, &url).await == (0, 0) {
+            break;
+        }
+        assert!(round < 9, "queue never drained");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let got = output_ids(&out);
+    let mset = multiset(&got);
+    assert!(
+        ids.iter().all(|i| mset.contains_key(i)),
+        "an event was lost"
+    );
+    assert_eq!(mset.len(), ids.len(), "nothing but the input");
+    println!(
+        "measured: {} events, {} delivered after kill -9 and restart, {} duplicates",
+        ids.len(),
+        got.len(),
+        got.len() - ids.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn visibility_is_extended_while_a_slow_sink_holds_the_events() {
+    let m = Moto::start();
+    let (url, ids) = corpus_on_queue(&m, 3, 200).await;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &m, &url);
+    with_vt(&cfg, 2);
+    // The sink cannot write for 6 s (three visibility timeouts): its directory is blocked.
+    let blocker = d.path().join("out");
+    std::fs::write(&blocker, b"x").unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("out.ndjson", "out/events.ndjson")
+        .replace(
+            "batch.timeout",
+            "retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"300ms\"\nbatch.timeout",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let log = d.path().join("daemon.log");
+    let mut p = spawn(&cfg, &m, false, &log);
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    std::fs::remove_file(&blocker).unwrap();
+    let out = d.path().join("out/events.ndjson");
+    wait_until(60, "all events", || {
+        out.exists() && output_ids(&out).len() >= ids.len()
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    signal(&p, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut p, 30).code(), Some(0));
+    // Two receivers polled all along: none got a message again while its events were held.
+    assert_eq!(
+        output_ids(&out),
+        ids,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(messages_left(&m, &url).await, (0, 0));
+}

@@ -113,10 +113,10 @@ impl SqsSourceConfig {
                 "SQS long polling waits at most 20 seconds",
             ));
         }
-        if !(30..=43_200).contains(&self.visibility_timeout) {
+        if !(1..=43_200).contains(&self.visibility_timeout) {
             errs.push(FieldError::new(
                 &["visibility_timeout"],
-                "must be from 30 to 43200 seconds",
+                "must be from 1 to 43200 seconds (12 hours)",
             ));
         }
         for (k, p) in [
@@ -178,7 +178,8 @@ impl Shared {
         let me = self.clone();
         let vt = me.cfg.visibility_timeout;
         tokio::spawn(async move {
-            let every = Duration::from_secs(u64::from(vt / 2).max(5));
+            // Renew at half the timeout, so a slow renewal still lands before the message reappears.
+            let every = Duration::from_millis(u64::from(vt) * 500).max(Duration::from_millis(500));
             loop {
                 tokio::select! {
                     _ = done.cancelled() => return,
