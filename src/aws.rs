@@ -83,3 +83,22 @@ pub fn error_text<E: std::error::Error>(e: &E) -> String {
     }
     s
 }
+
+/// An SDK call's error with what the endpoint answered: HTTP status and the start of the body
+/// (services and emulators sometimes answer in a shape the client cannot parse, e.g. an XML
+/// SignatureDoesNotMatch to a JSON-protocol client).
+pub fn sdk_error_text<E: std::error::Error + 'static>(
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> String {
+    let mut s = error_text(e);
+    if let Some(raw) = e.raw_response() {
+        s.push_str(&format!(" (HTTP {}", raw.status().as_u16()));
+        if let Some(body) = raw.body().bytes().filter(|b| !b.is_empty()) {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+            s.push_str(": ");
+            s.push_str(text.trim());
+        }
+        s.push(')');
+    }
+    s
+}

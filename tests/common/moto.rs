@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// The access key the test clients and trailship use (moto accepts anything unless it was
+    /// started to check signatures).
+    pub key: (String, String),
 }
 
 pub const REGION: &str = "us-east-1";
@@ -45,11 +48,37 @@ impl Moto {
         Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            key: ("test".into(), "test".into()),
         }
     }
 
-    fn creds() -> aws_sdk_s3::config::Credentials {
-        aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests")
+    fn creds(&self) -> aws_sdk_s3::config::Credentials {
+        aws_sdk_s3::config::Credentials::new(&self.key.0, &self.key.1, None, None, "tests")
+    }
+
+    /// With moto checking signatures: create an IAM user allowed everything and use its key
+    /// (through boto3, which the moto install brings). Must be among the first calls.
+    pub fn create_signing_user(&mut self) {
+        let script = format!(
+            "import boto3, json\niam = boto3.client('iam', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')\niam.create_user(UserName='trailship')\nk = iam.create_access_key(UserName='trailship')['AccessKey']\niam.put_user_policy(UserName='trailship', PolicyName='all', PolicyDocument=json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}}]}}))\nprint(k['AccessKeyId'], k['SecretAccessKey'])\n",
+            self.endpoint
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("python3 with boto3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut it = text.split_whitespace();
+        self.key = (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        );
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
@@ -57,7 +86,7 @@ impl Moto {
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new(REGION))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::creds())
+            .credentials_provider(self.creds())
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(c)
@@ -68,7 +97,7 @@ impl Moto {
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(aws_sdk_sqs::config::Region::new(REGION))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::creds())
+            .credentials_provider(self.creds())
             .build();
         aws_sdk_sqs::Client::from_conf(c)
     }
@@ -76,8 +105,8 @@ impl Moto {
     /// The environment trailship runs with against this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_ACCESS_KEY_ID", self.key.0.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.key.1.clone()),
             ("AWS_REGION", REGION.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]

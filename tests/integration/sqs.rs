@@ -410,3 +410,35 @@ async fn visibility_is_extended_while_a_slow_sink_holds_the_events() {
     );
     assert_eq!(messages_left(&m, &url).await, (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_really_signed() {
+    // moto checks SigV4 after its first 3 calls, which create the IAM user and its key.
+    let mut m = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    m.create_signing_user();
+    let (url, ids) = corpus_on_queue(&m, 2, 50).await;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &m, &url);
+    // A wrong secret is refused: the run fails instead of waiting forever.
+    let good = m.key.clone();
+    m.key.1 = "not-the-secret".into();
+    let o = run(&cfg, &m);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("SignatureDoesNotMatch") || err.contains("403"),
+        "{err}"
+    );
+    assert!(!d.path().join("out.ndjson").exists());
+    // The right key works.
+    m.key = good;
+    let o = run(&cfg, &m);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(output_ids(&d.path().join("out.ndjson")), ids);
+    assert_eq!(messages_left(&m, &url).await, (0, 0));
+}

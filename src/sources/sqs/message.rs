@@ -104,7 +104,7 @@ async fn read_object(
     {
         Ok(r) => r,
         Err(e) => {
-            let text = crate::aws::error_text(&e);
+            let text = crate::aws::sdk_error_text(&e);
             let service = e.as_service_error();
             return Err(match service {
                 Some(se) if se.is_no_such_key() => Outcome::Poison {

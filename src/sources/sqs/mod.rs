@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use self::message::{Context, MsgMeta, Outcome};
 use super::{SourceContext, SourceReport};
 use crate::ack::{UnitDone, UnitHandle};
-use crate::aws::{AssumeRole, AwsAccess, error_text};
+use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
 use crate::config::{FieldError, units};
 use crate::telemetry;
 
@@ -159,7 +159,7 @@ impl Shared {
             {
                 Ok(_) => return,
                 Err(e) => {
-                    tracing::warn!(source = %self.name, message_id = %m.message_id, attempt, error = %error_text(&e), "deleting a delivered message failed; retrying");
+                    tracing::warn!(source = %self.name, message_id = %m.message_id, attempt, error = %sdk_error_text(&e), "deleting a delivered message failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
             }
@@ -194,7 +194,7 @@ impl Shared {
                     .send()
                     .await;
                 if let Err(e) = r {
-                    tracing::warn!(source = %me.name, message_id, error = %error_text(&e), "extending the visibility of an in-flight message failed; another consumer may receive it (a duplicate, not a loss)");
+                    tracing::warn!(source = %me.name, message_id, error = %sdk_error_text(&e), "extending the visibility of an in-flight message failed; another consumer may receive it (a duplicate, not a loss)");
                 }
             }
         });
@@ -205,7 +205,13 @@ impl Shared {
 struct Counts {
     events: u64,
     poison: u64,
+    /// `--once` gave up on a queue it cannot read.
+    fatal: Option<String>,
 }
+
+/// Consecutive receive failures after which a `--once` run gives up (a daemon keeps trying:
+/// credentials get rotated, networks come back).
+const ONCE_RECEIVE_ATTEMPTS: u32 = 3;
 
 async fn receiver(
     shared: Arc<Shared>,
@@ -220,6 +226,7 @@ async fn receiver(
     } else {
         shared.cfg.wait_time.min(20) as i32
     };
+    let mut failures = 0u32;
     loop {
         let recv = shared
             .sqs
@@ -237,14 +244,25 @@ async fn receiver(
         let msgs = match out {
             Ok(o) => o.messages.unwrap_or_default(),
             Err(e) => {
+                failures += 1;
                 telemetry::count("sqs_receive_errors_total", &[("component", &shared.name)]);
-                tracing::warn!(source = %shared.name, queue = %shared.cfg.queue_url, error = %error_text(&e), "receiving from the queue failed; retrying in 5 s");
+                let text = sdk_error_text(&e);
+                if once && failures >= ONCE_RECEIVE_ATTEMPTS {
+                    tracing::error!(source = %shared.name, queue = %shared.cfg.queue_url, attempts = failures, error = %text, "cannot receive from the queue; giving up (--once)");
+                    counts.fatal = Some(format!(
+                        "cannot receive from {}: {text}",
+                        shared.cfg.queue_url
+                    ));
+                    break;
+                }
+                tracing::warn!(source = %shared.name, queue = %shared.cfg.queue_url, attempt = failures, error = %text, "receiving from the queue failed; retrying in 5 s");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(if once { 1 } else { 5 })) => continue,
                 }
             }
         };
+        failures = 0;
         if msgs.is_empty() && once {
             break;
         }
@@ -343,6 +361,9 @@ async fn run(
                 Some(Ok(c)) => {
                     report.events += c.events;
                     report.bad_inputs += c.poison;
+                    if c.fatal.is_some() {
+                        report.fatal = c.fatal;
+                    }
                 }
                 Some(Err(e)) => report.fatal = Some(format!("receiver task failed: {e}")),
                 None => break,
