@@ -129,7 +129,7 @@ impl SinkService for FileSink {
                 None => {
                     index.insert(path.clone(), groups.len());
                     groups.push(Group {
-                        path: PathBuf::from(&path),
+                        path: PathBuf::from(super::template::fill_uuid(&path)),
                         indices: Vec::new(),
                         data: Vec::new(),
                     });

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod encoding;
 pub mod file;
 pub mod repair;
+pub mod s3;
 pub mod template;
 
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use crate::transforms::Batch;
 pub enum SinkConfig {
     File(file::FileSinkConfig),
     Console(console::ConsoleSinkConfig),
+    S3(Box<s3::S3SinkConfig>),
 }
 
 impl SinkConfig {
-    pub const KINDS: &'static [&'static str] = &["file", "console"];
+    pub const KINDS: &'static [&'static str] = &["file", "console", "s3"];
 
     /// Batching, retry and concurrency defaults of each sink type.
     pub fn defaults(kind: &str) -> SinkCommon {
@@ -41,6 +43,11 @@ impl SinkConfig {
             "console" => {
                 c.batch.timeout = Duration::from_millis(100);
             }
+            "s3" => {
+                c.batch.max_events = 100_000;
+                c.batch.max_bytes = 16 << 20;
+                c.batch.timeout = Duration::from_secs(60);
+            }
             _ => {}
         }
         c
@@ -50,6 +57,7 @@ impl SinkConfig {
         match kind {
             "file" => from_table(table).map(Self::File),
             "console" => from_table(table).map(Self::Console),
+            "s3" => from_table(table).map(|c| Self::S3(Box::new(c))),
             other => Err(FieldError::new(
                 &["type"],
                 format!(
@@ -64,6 +72,7 @@ impl SinkConfig {
         match self {
             Self::File(c) => c.build().err().into_iter().collect(),
             Self::Console(_) => Vec::new(),
+            Self::S3(c) => c.check().err().into_iter().collect(),
         }
     }
 
@@ -76,6 +85,7 @@ impl SinkConfig {
     ) -> Result<JoinHandle<()>, FieldError> {
         Ok(match self {
             Self::File(c) => tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common)),
+            Self::S3(c) => s3::spawn(name, rx, (**c).clone(), common),
             Self::Console(c) => tokio::spawn(driver::run(
                 name,
                 rx,

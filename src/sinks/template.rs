@@ -22,6 +22,8 @@ enum Key {
     Region,
     EventSource,
     Category,
+    /// A fresh random id per output object or file (rendered as `{uuid}`, filled per group).
+    Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,9 +88,10 @@ impl Template {
                         "region" => Key::Region,
                         "event_source" => Key::EventSource,
                         "category" => Key::Category,
+                        "uuid" => Key::Uuid,
                         o => {
                             return Err(format!(
-                                "unknown field {{{o}}} in {s:?} (supported: {{account_id}} {{region}} {{event_source}} {{category}})"
+                                "unknown field {{{o}}} in {s:?} (supported: {{account_id}} {{region}} {{event_source}} {{category}} {{uuid}})"
                             ));
                         }
                     };
@@ -143,8 +146,10 @@ impl Template {
                     };
                     out.push_str(&ts[a..b]);
                 }
+                Part::Key(Key::Uuid) => out.push_str(UUID),
                 Part::Key(k) => {
                     let (v, name) = match k {
+                        Key::Uuid => continue,
                         Key::AccountId => (e.account_id(), "account_id"),
                         Key::Region => (e.region(), "region"),
                         Key::EventSource => (e.event_source(), "event_source"),
@@ -162,6 +167,21 @@ impl Template {
             }
         }
         Ok(())
+    }
+}
+
+/// What `{uuid}` renders as; `fill_uuid` replaces it once per output object.
+pub const UUID: &str = "{uuid}";
+
+/// Give a rendered path or key its own random id (16 letters and digits, like CloudTrail's).
+pub fn fill_uuid(rendered: &str) -> String {
+    if rendered.contains(UUID) {
+        let id: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(16)
+            .collect();
+        rendered.replace(UUID, &id)
+    } else {
+        rendered.to_string()
     }
 }
 

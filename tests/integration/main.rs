@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod delivery;
 mod e2e;
+mod s3_sink;
 mod sqs;
 mod tail;
 mod validate;
