@@ -442,3 +442,53 @@ async fn requests_are_really_signed() {
     assert_eq!(output_ids(&d.path().join("out.ndjson")), ids);
     assert_eq!(messages_left(&m, &url).await, (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_s3_to_sns_to_sqs_notifications() {
+    let m = Moto::start();
+    // SNS has no client in trailship's dependencies: set the chain up with boto3 (installed
+    // with moto).
+    let script = format!(
+        "import boto3\nkw = dict(endpoint_url='{ep}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\ns3 = boto3.client('s3', **kw); sns = boto3.client('sns', **kw); sqs = boto3.client('sqs', **kw)\ns3.create_bucket(Bucket='{BUCKET}')\nt = sns.create_topic(Name='trail')['TopicArn']\nq = sqs.create_queue(QueueName='via-sns')['QueueUrl']\narn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\nsns.subscribe(TopicArn=t, Protocol='sqs', Endpoint=arn)\ns3.put_bucket_notification_configuration(Bucket='{BUCKET}', NotificationConfiguration={{'TopicConfigurations': [{{'TopicArn': t, 'Events': ['s3:ObjectCreated:*']}}]}})\nprint(q)\n",
+        ep = m.endpoint
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let files = files_under(&fixtures().join("invictus"));
+    for (i, f) in files.iter().take(3).enumerate() {
+        put(
+            &m,
+            &format!("AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/sns_{i}.json.gz"),
+            std::fs::read(f).unwrap(),
+        )
+        .await;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &m, &url);
+    let o = run(&cfg, &m);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = sorted(
+        files
+            .iter()
+            .take(3)
+            .flat_map(|f| fixture_records(f))
+            .map(|(_, r)| event_id(&r))
+            .collect(),
+    );
+    assert_eq!(output_ids(&d.path().join("out.ndjson")), want);
+    assert_eq!(messages_left(&m, &url).await, (0, 0));
+}
