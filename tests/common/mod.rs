@@ -245,9 +245,8 @@ pub fn file_pipeline(
     cfg
 }
 
-/// A daemon (`trailship run`), its stderr to a file.
-pub fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
+/// `trailship run --log-format json --config CFG` (a daemon), not started.
+pub fn daemon_cmd(cfg: &Path) -> Command {
     trailship(&[
         "run",
         "--log-format",
@@ -255,10 +254,16 @@ pub fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
         "--config",
         cfg.to_str().unwrap(),
     ])
-    .stdout(Stdio::null())
-    .stderr(log)
-    .spawn()
-    .expect("spawn daemon")
+}
+
+/// A daemon (`trailship run`), its stderr to a file.
+pub fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    daemon_cmd(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn daemon")
 }
 
 pub fn signal(child: &Child, sig: i32) {

@@ -113,6 +113,22 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Point a trailship command at this server.
+    pub fn apply(&self, cmd: &mut Command) {
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+    }
+
+    /// `trailship run --once` against this server, to completion.
+    pub fn run_once(&self, cfg: &std::path::Path) -> std::process::Output {
+        let mut c = super::once_cmd(cfg);
+        self.apply(&mut c);
+        super::run_with_timeout(c, 120)
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

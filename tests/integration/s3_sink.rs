@@ -41,12 +41,25 @@ fn gunzip(b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn run_with(cfg: &Path, m: &Moto) -> std::process::Output {
-    let mut c = once_cmd(cfg);
-    for (k, v) in m.env() {
-        c.env(k, v);
-    }
-    run_with_timeout(c, 120)
+/// A file source reading `trail` into an S3 sink with `sink_keys` (besides type, inputs,
+/// bucket, endpoint, region).
+fn s3_pipeline(d: &Path, trail: &Path, m: &Moto, sink_keys: &str) -> std::path::PathBuf {
+    let cfg = file_pipeline(
+        d,
+        "trail",
+        &format!("{}/**/*", toml_path(trail)),
+        "",
+        &d.join("unused"),
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text[..text.find("[sinks.out]").unwrap()].to_string()
+        + &format!(
+            "[sinks.out]\ntype = \"s3\"\ninputs = [\"trail\"]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n{sink_keys}",
+            m.endpoint
+        );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,23 +70,13 @@ async fn cloudtrail_layout_per_account_and_region_with_encryption() {
     let trail = d.path().join("trail");
     copy_dir(&fixtures().join("invictus"), &trail.join("invictus"));
     copy_dir(&fixtures().join("stratus"), &trail.join("stratus"));
-    let cfg = file_pipeline(
+    let cfg = s3_pipeline(
         d.path(),
-        "trail",
-        &format!("{}/**/*", toml_path(&trail)),
-        "",
-        &d.path().join("unused"),
-        "",
+        &trail,
+        &m,
+        "server_side_encryption = \"AES256\"\nbatch.timeout = \"200ms\"\n",
     );
-    // Swap the file sink for the S3 sink (default key and format).
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text[..text.find("[sinks.out]").unwrap()].to_string()
-        + &format!(
-            "[sinks.out]\ntype = \"s3\"\ninputs = [\"trail\"]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nserver_side_encryption = \"AES256\"\nbatch.timeout = \"200ms\"\n",
-            m.endpoint
-        );
-    std::fs::write(&cfg, text).unwrap();
-    let o = run_with(&cfg, &m);
+    let o = m.run_once(&cfg);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -148,22 +151,13 @@ async fn large_objects_go_up_in_parts() {
     let trail = d.path().join("trail");
     let (ids, bytes) = corpus::write_corpus(&trail, 12, 1000, 3);
     assert!(bytes > 12 << 20);
-    let cfg = file_pipeline(
+    let cfg = s3_pipeline(
         d.path(),
-        "trail",
-        &format!("{}/**/*", toml_path(&trail)),
-        "",
-        &d.path().join("unused"),
-        "",
+        &trail,
+        &m,
+        "key = \"big/{uuid}.ndjson\"\nencoding = \"ndjson\"\ncompression = \"none\"\nmultipart_threshold = \"6MiB\"\npart_size = \"5MiB\"\nbatch.max_bytes = \"64MiB\"\nbatch.timeout = \"2s\"\n",
     );
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text[..text.find("[sinks.out]").unwrap()].to_string()
-        + &format!(
-            "[sinks.out]\ntype = \"s3\"\ninputs = [\"trail\"]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nkey = \"big/{{uuid}}.ndjson\"\nencoding = \"ndjson\"\ncompression = \"none\"\nmultipart_threshold = \"6MiB\"\npart_size = \"5MiB\"\nbatch.max_bytes = \"64MiB\"\nbatch.timeout = \"2s\"\n",
-            m.endpoint
-        );
-    std::fs::write(&cfg, text).unwrap();
-    let o = run_with(&cfg, &m);
+    let o = m.run_once(&cfg);
     assert_eq!(
         o.status.code(),
         Some(0),

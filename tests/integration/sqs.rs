@@ -100,14 +100,6 @@ fn config(d: &Path, m: &Moto, url: &str) -> std::path::PathBuf {
     cfg
 }
 
-fn run(cfg: &Path, m: &Moto) -> std::process::Output {
-    let mut c = once_cmd(cfg);
-    for (k, v) in m.env() {
-        c.env(k, v);
-    }
-    run_with_timeout(c, 120)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_notification_shape_end_to_end_and_poison_stays_on_the_queue() {
     let m = Moto::start();
@@ -176,7 +168,7 @@ async fn every_notification_shape_end_to_end_and_poison_stays_on_the_queue() {
     send(&m, &url, s3msg("other/missing.json.gz")).await;
 
     let cfg = config(d.path(), &m, &url);
-    let o = run(&cfg, &m);
+    let o = m.run_once(&cfg);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(
         o.status.code(),
@@ -251,20 +243,8 @@ fn with_vt(cfg: &Path, vt: u32) {
 }
 
 fn spawn(cfg: &Path, m: &Moto, once: bool, log: &Path) -> std::process::Child {
-    let mut c = if once {
-        once_cmd(cfg)
-    } else {
-        trailship(&[
-            "run",
-            "--log-format",
-            "json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
-    };
-    for (k, v) in m.env() {
-        c.env(k, v);
-    }
+    let mut c = if once { once_cmd(cfg) } else { daemon_cmd(cfg) };
+    m.apply(&mut c);
     c.stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -344,7 +324,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     let _ = p.wait();
     // Messages in flight at the kill come back after their visibility timeout (3 s).
     for round in 0..10 {
-        let o = run(&cfg, &m);
+        let o = m.run_once(&cfg);
         assert_eq!(
             o.status.code(),
             Some(0),
@@ -422,7 +402,7 @@ async fn requests_are_really_signed() {
     // A wrong secret is refused: the run fails instead of waiting forever.
     let good = m.key.clone();
     m.key.1 = "not-the-secret".into();
-    let o = run(&cfg, &m);
+    let o = m.run_once(&cfg);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(
@@ -432,7 +412,7 @@ async fn requests_are_really_signed() {
     assert!(!d.path().join("out.ndjson").exists());
     // The right key works.
     m.key = good;
-    let o = run(&cfg, &m);
+    let o = m.run_once(&cfg);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -474,7 +454,7 @@ async fn real_s3_to_sns_to_sqs_notifications() {
     }
     let d = tempfile::tempdir().unwrap();
     let cfg = config(d.path(), &m, &url);
-    let o = run(&cfg, &m);
+    let o = m.run_once(&cfg);
     assert_eq!(
         o.status.code(),
         Some(0),
