@@ -69,6 +69,64 @@ impl AwsAccess {
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk_config().await)
     }
+
+    pub async fn cloudwatch_logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// Error codes AWS services use for throttling and transient server trouble (the SDK's own
+/// retry classifier lists the same codes); they are worth retrying whatever the HTTP status
+/// (JSON-protocol services answer throttling with a 400).
+pub const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+    "InternalServiceError",
+    "InternalException",
+];
+
+/// Whether a failed SDK call of a sink is worth retrying: throttling and transient codes,
+/// 408, 429, 5xx and failures without an answer (network, timeout) are; other 4xx answers
+/// (bad request, access denied, missing resource) are not.
+pub fn sink_error<E>(
+    what: &str,
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> crate::sinks::driver::SendError
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
+{
+    use crate::sinks::driver::SendError;
+    let text = format!("{what}: {}", sdk_error_text(e));
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    if e.code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) {
+        return SendError::retryable(text);
+    }
+    match e.raw_response().map(|r| r.status().as_u16()) {
+        Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => SendError::Permanent(text),
+        _ => SendError::retryable(text),
+    }
 }
 
 /// The display form of an SDK error with its service message (the default `Display` of SDK

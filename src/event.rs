@@ -95,6 +95,13 @@ impl EventData {
     pub fn event_time(&self) -> Option<&str> {
         self.field(&self.header.event_time)
     }
+    /// eventTime as milliseconds since the Unix epoch, when it is an RFC 3339 time.
+    pub fn event_time_millis(&self) -> Option<i64> {
+        let t = self.event_time()?;
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    }
     pub fn event_source(&self) -> Option<&str> {
         self.field(&self.header.event_source)
     }
@@ -414,6 +421,7 @@ mod tests {
         );
         assert!(matches!(d.header.event_id, Field::Span(..)));
         assert_eq!(d.event_time(), Some("2023-07-10T11:45:12Z"));
+        assert_eq!(d.event_time_millis(), Some(1_688_989_512_000));
         assert_eq!(d.event_source(), Some("s3.amazonaws.com"));
         assert_eq!(d.event_name(), Some("GetObject"));
         assert_eq!(d.region(), Some("us-east-1"));

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod aws;
+pub mod backfill;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;

@@ -1,11 +1,15 @@
-//! The `trailship` command: run, validate, version.
+//! The `trailship` command: run, validate, backfill, version.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::io::IsTerminal;
+
+use trailship::backfill;
 use trailship::config::{Config, ConfigError, DEFAULT_CONFIG};
+use trailship::sources::s3::progress;
 use trailship::telemetry::{self, LogFormat};
 use trailship::topology;
 
@@ -43,6 +47,37 @@ enum Command {
     Validate {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Read the CloudTrail objects already in S3 through a pipeline's transforms and sinks
+    /// (resumable: a second run continues where the first stopped), with a progress bar.
+    Backfill {
+        /// Where the objects are: s3://BUCKET/PREFIX (e.g. s3://trail/AWSLogs/123456789012/CloudTrail/us-east-1/).
+        url: String,
+        /// Pipeline file (TOML): its transforms and sinks are used; the backfill takes the
+        /// place of its source.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// First day (YYYY-MM-DD, UTC) or RFC 3339 time, from the date in the object keys.
+        #[arg(long)]
+        since: Option<String>,
+        /// End (exclusive), like --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// The pipeline source to replace, when it has several.
+        #[arg(long)]
+        source: Option<String>,
+        /// AWS region (default: the replaced source's, else the standard chain).
+        #[arg(long)]
+        region: Option<String>,
+        /// Endpoint override (emulators, VPC endpoints); S3 is then addressed path-style.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Objects read at once (default 4).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// No progress bar, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Print the version.
     Version,
@@ -105,6 +140,58 @@ fn main() -> ExitCode {
                 }
             };
             rt.block_on(run(cfg, once))
+        }
+        Command::Backfill {
+            url,
+            config,
+            since,
+            until,
+            source,
+            region,
+            endpoint,
+            concurrency,
+            no_progress,
+        } => {
+            telemetry::init_logging(cli.log_format);
+            let mut cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errs) => {
+                    print_errors(&errs);
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let req = backfill::Request {
+                url,
+                since,
+                until,
+                source,
+                region,
+                endpoint,
+                concurrency,
+            };
+            if let Err(e) = backfill::apply(&mut cfg, &req) {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let show = !no_progress && std::io::stderr().is_terminal();
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            rt.block_on(async move {
+                let display = show.then(|| backfill::Display::start(progress::watch()));
+                let code = run(cfg, true).await;
+                if let Some(d) = display {
+                    d.finish();
+                }
+                code
+            })
         }
     }
 }

@@ -2,10 +2,13 @@
 //! concurrency, acknowledgement). Adding a sink: a file with its Config and `SinkService`, and
 //! a variant in `SinkConfig`.
 
+pub mod cloudwatch_logs;
 pub mod console;
 pub mod driver;
 pub mod encoding;
+pub mod eventbridge;
 pub mod file;
+pub mod partition;
 pub mod repair;
 pub mod s3;
 pub mod template;
@@ -26,10 +29,13 @@ pub enum SinkConfig {
     File(file::FileSinkConfig),
     Console(console::ConsoleSinkConfig),
     S3(Box<s3::S3SinkConfig>),
+    CloudWatchLogs(Box<cloudwatch_logs::CloudWatchLogsSinkConfig>),
+    EventBridge(Box<eventbridge::EventBridgeSinkConfig>),
 }
 
 impl SinkConfig {
-    pub const KINDS: &'static [&'static str] = &["file", "console", "s3"];
+    pub const KINDS: &'static [&'static str] =
+        &["file", "console", "s3", "cloudwatch_logs", "eventbridge"];
 
     /// Batching, retry and concurrency defaults of each sink type.
     pub fn defaults(kind: &str) -> SinkCommon {
@@ -48,6 +54,20 @@ impl SinkConfig {
                 c.batch.max_bytes = 16 << 20;
                 c.batch.timeout = Duration::from_secs(60);
             }
+            "cloudwatch_logs" => {
+                // The sink cuts calls at PutLogEvents' exact limits; this keeps most batches
+                // to one call.
+                c.batch.max_events = cloudwatch_logs::MAX_CALL_EVENTS;
+                c.batch.max_bytes = 1_000_000;
+                c.batch.timeout = Duration::from_secs(1);
+                c.concurrency = 4;
+            }
+            "eventbridge" => {
+                c.batch.max_events = 100;
+                c.batch.max_bytes = 1 << 20;
+                c.batch.timeout = Duration::from_secs(1);
+                c.concurrency = 4;
+            }
             _ => {}
         }
         c
@@ -58,6 +78,8 @@ impl SinkConfig {
             "file" => from_table(table).map(Self::File),
             "console" => from_table(table).map(Self::Console),
             "s3" => from_table(table).map(|c| Self::S3(Box::new(c))),
+            "cloudwatch_logs" => from_table(table).map(|c| Self::CloudWatchLogs(Box::new(c))),
+            "eventbridge" => from_table(table).map(|c| Self::EventBridge(Box::new(c))),
             other => Err(FieldError::new(
                 &["type"],
                 format!(
@@ -73,6 +95,8 @@ impl SinkConfig {
             Self::File(c) => c.build().err().into_iter().collect(),
             Self::Console(_) => Vec::new(),
             Self::S3(c) => c.check().err().into_iter().collect(),
+            Self::CloudWatchLogs(c) => c.check().err().into_iter().collect(),
+            Self::EventBridge(c) => c.check().err().into_iter().collect(),
         }
     }
 
@@ -86,6 +110,8 @@ impl SinkConfig {
         Ok(match self {
             Self::File(c) => tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common)),
             Self::S3(c) => s3::spawn(name, rx, (**c).clone(), common),
+            Self::CloudWatchLogs(c) => cloudwatch_logs::spawn(name, rx, (**c).clone(), common),
+            Self::EventBridge(c) => eventbridge::spawn(name, rx, (**c).clone(), common),
             Self::Console(c) => tokio::spawn(driver::run(
                 name,
                 rx,

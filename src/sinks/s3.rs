@@ -18,8 +18,9 @@ use serde::Deserialize;
 use super::driver::{ItemError, SendError, SinkService};
 use super::encoding::{self, Compression};
 use super::file::FileEncoding;
+use super::partition;
 use super::template::{Template, fill_uuid};
-use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
+use crate::aws::{AssumeRole, AwsAccess, sdk_error_text, sink_error};
 use crate::config::{FieldError, units};
 use crate::event::Event;
 
@@ -126,18 +127,6 @@ pub struct S3Sink {
     client: aws_sdk_s3::Client,
 }
 
-/// 4xx other than timeout and throttling cannot succeed by retrying.
-fn classify<E: std::error::Error + 'static>(
-    what: &str,
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> SendError {
-    let text = format!("{what}: {}", sdk_error_text(e));
-    match e.raw_response().map(|r| r.status().as_u16()) {
-        Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => SendError::Permanent(text),
-        _ => SendError::retryable(text),
-    }
-}
-
 impl S3Sink {
     fn content_type(&self) -> String {
         self.cfg
@@ -170,7 +159,7 @@ impl S3Sink {
                 .set_storage_class(class)
                 .send()
                 .await
-                .map_err(|e| classify(&format!("putting {url}"), &e))?;
+                .map_err(|e| sink_error(&format!("putting {url}"), &e))?;
             return Ok(());
         }
         let created = self
@@ -185,7 +174,7 @@ impl S3Sink {
             .set_storage_class(class)
             .send()
             .await
-            .map_err(|e| classify(&format!("starting a multipart upload of {url}"), &e))?;
+            .map_err(|e| sink_error(&format!("starting a multipart upload of {url}"), &e))?;
         let upload_id = created
             .upload_id
             .ok_or_else(|| SendError::retryable(format!("no upload id for {url}")))?;
@@ -219,7 +208,7 @@ impl S3Sink {
                 .body(ByteStream::from(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| classify(&format!("uploading part {n} of {url}"), &e))?;
+                .map_err(|e| sink_error(&format!("uploading part {n} of {url}"), &e))?;
             parts.push(
                 CompletedPart::builder()
                     .set_e_tag(r.e_tag)
@@ -257,30 +246,14 @@ impl S3Sink {
             tracing::debug!(object = %url, error = %sdk_error_text(&e), "completion answer unreadable, but the object is complete");
             return Ok(());
         }
-        Err(classify(&format!("completing {url}"), &e))
+        Err(sink_error(&format!("completing {url}"), &e))
     }
 }
 
 impl SinkService for S3Sink {
     async fn send(&self, events: &[Event]) -> Result<Vec<ItemError>, SendError> {
-        let mut errors = Vec::new();
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        let mut key = String::new();
-        for (i, e) in events.iter().enumerate() {
-            if let Err(m) = self.template.render(&e.data, &mut key) {
-                errors.push(ItemError {
-                    index: i,
-                    error: SendError::Permanent(m),
-                });
-                continue;
-            }
-            let g = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push((key.clone(), Vec::new()));
-                groups.len() - 1
-            });
-            groups[g].1.push(i);
-        }
+        let (groups, mut errors) =
+            partition::by_key(events, |e, key| self.template.render(&e.data, key));
         for (key, idx) in groups {
             let evs = idx.iter().map(|i| &events[*i]);
             let mut body = Vec::with_capacity(

@@ -2,6 +2,8 @@
 //! with acknowledgement tokens, and commits its positions as units resolve.
 
 pub mod file;
+pub mod object;
+pub mod s3;
 pub mod sqs;
 
 use std::path::PathBuf;
@@ -44,6 +46,7 @@ pub struct SourceReport {
 pub enum SourceConfig {
     File(file::FileSourceConfig),
     Sqs(Box<sqs::SqsSourceConfig>),
+    S3(Box<s3::S3SourceConfig>),
 }
 
 impl SourceConfig {
@@ -51,9 +54,10 @@ impl SourceConfig {
         match kind {
             "file" => crate::config::from_table(table).map(Self::File),
             "sqs" => crate::config::from_table(table).map(|c| Self::Sqs(Box::new(c))),
+            "s3" => crate::config::from_table(table).map(|c| Self::S3(Box::new(c))),
             other => Err(FieldError::new(
                 &["type"],
-                format!("unknown source type {other:?}; expected one of: file, sqs"),
+                format!("unknown source type {other:?}; expected one of: file, sqs, s3"),
             )),
         }
     }
@@ -62,6 +66,7 @@ impl SourceConfig {
         match self {
             Self::File(c) => c.check(),
             Self::Sqs(c) => c.check(),
+            Self::S3(c) => c.check(),
         }
     }
 
@@ -73,6 +78,7 @@ impl SourceConfig {
         match self {
             Self::File(c) => file::spawn(c.clone(), ctx),
             Self::Sqs(c) => sqs::spawn((**c).clone(), ctx),
+            Self::S3(c) => s3::spawn((**c).clone(), ctx),
         }
     }
 }

@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 pub struct Gen {
     rng: fastrand::Rng,
     seq: u64,
-    /// Seconds since 2026-11-01T00:00:00Z of the next event.
+    /// Seconds since 2026-11-01T00:00:00Z (or `base`) of the next event.
     clock: u64,
+    /// Unix time of the first event, instead of November 2026's 28-day cycle.
+    base: Option<i64>,
+    /// Largest step between two events, in seconds (exclusive).
+    step: u64,
 }
 
 const ACCOUNTS: &[&str] = &["111122223333", "444455556666", "123456789012"];
@@ -58,6 +62,18 @@ impl Gen {
             rng: fastrand::Rng::with_seed(seed),
             seq: 0,
             clock: 0,
+            base: None,
+            step: 3,
+        }
+    }
+
+    /// Events from Unix time `base` on, each `0..step` seconds after the one before (for
+    /// destinations that refuse old events, such as CloudWatch Logs).
+    pub fn starting_at(seed: u64, base: i64, step: u64) -> Self {
+        Gen {
+            base: Some(base),
+            step: step.max(1),
+            ..Gen::new(seed)
         }
     }
 
@@ -85,8 +101,12 @@ impl Gen {
     }
 
     fn time(&mut self) -> String {
-        self.clock += self.rng.u64(0..3);
+        self.clock += self.rng.u64(0..self.step);
         let secs = self.clock;
+        if let Some(base) = self.base {
+            let t = chrono::DateTime::from_timestamp(base + secs as i64, 0).unwrap();
+            return t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        }
         let day = 1 + (secs / 86_400) % 28;
         format!(
             "2026-11-{:02}T{:02}:{:02}:{:02}Z",

@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod measure;
 pub mod moto;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::io::Read;

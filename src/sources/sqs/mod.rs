@@ -24,6 +24,7 @@ use super::{SourceContext, SourceReport};
 use crate::ack::{UnitDone, UnitHandle};
 use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
 use crate::config::{FieldError, units};
+use crate::sources::object::{KeyFilter, ObjectReader};
 use crate::telemetry;
 
 fn d_concurrency() -> usize {
@@ -80,22 +81,6 @@ impl SqsSourceConfig {
         }
     }
 
-    fn globs(key: &str, pats: &[String]) -> Result<Option<globset::GlobSet>, FieldError> {
-        if pats.is_empty() {
-            return Ok(None);
-        }
-        let mut b = globset::GlobSetBuilder::new();
-        for p in pats {
-            b.add(
-                globset::Glob::new(p)
-                    .map_err(|e| FieldError::new(&[key], format!("invalid glob {p:?}: {e}")))?,
-            );
-        }
-        b.build()
-            .map(Some)
-            .map_err(|e| FieldError::new(&[key], e.to_string()))
-    }
-
     pub fn check(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if !self.queue_url.starts_with("http://") && !self.queue_url.starts_with("https://") {
@@ -119,22 +104,16 @@ impl SqsSourceConfig {
                 "must be from 1 to 43200 seconds (12 hours)",
             ));
         }
-        for (k, p) in [
-            ("key_include", &self.key_include),
-            ("key_exclude", &self.key_exclude),
-        ] {
-            if let Err(e) = Self::globs(k, p) {
-                errs.push(e);
-            }
+        if let Err(e) = KeyFilter::new(&self.key_include, &self.key_exclude) {
+            errs.push(e);
         }
         errs
     }
 }
 
 pub fn spawn(cfg: SqsSourceConfig, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String> {
-    let include = SqsSourceConfig::globs("key_include", &cfg.key_include).map_err(|e| e.message)?;
-    let exclude = SqsSourceConfig::globs("key_exclude", &cfg.key_exclude).map_err(|e| e.message)?;
-    Ok(tokio::spawn(run(cfg, ctx, include, exclude)))
+    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude).map_err(|e| e.message)?;
+    Ok(tokio::spawn(run(cfg, ctx, keys)))
 }
 
 struct Shared {
@@ -320,12 +299,7 @@ async fn receiver(
     counts
 }
 
-async fn run(
-    cfg: SqsSourceConfig,
-    ctx: SourceContext,
-    include: Option<globset::GlobSet>,
-    exclude: Option<globset::GlobSet>,
-) -> SourceReport {
+async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> SourceReport {
     let access = cfg.access();
     let shared = Arc::new(Shared {
         sqs: access.sqs().await,
@@ -333,12 +307,13 @@ async fn run(
         name: ctx.name.clone(),
     });
     let mctx = Arc::new(Context {
-        source: ctx.name.clone(),
-        out: ctx.out.clone(),
-        s3: access.s3().await,
-        max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
-        include,
-        exclude,
+        reader: ObjectReader {
+            source: ctx.name.clone(),
+            out: ctx.out.clone(),
+            s3: access.s3().await,
+            max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
+        },
+        keys,
     });
     drop(ctx.out);
     let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<MsgMeta>>();

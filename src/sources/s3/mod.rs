@@ -1,0 +1,712 @@
+//! `type = "s3"`: the CloudTrail objects already in a bucket under a prefix, optionally bounded
+//! by the day in their key (`start_time` / `end_time`), read like files and resumable: the
+//! backfill path (`trailship backfill` runs exactly this source).
+//!
+//! One object is one unit. Keys are taken in listing order (ListObjectsV2 sorts them); the
+//! checkpoint keeps `after`, the last key up to which every selected object is settled
+//! (delivered, set aside as bad input, or recorded as failed), and the keys that failed. A
+//! restart reads the failed keys first, then lists again after `after`: objects in flight at a
+//! crash are read again (duplicates, never loss). The source ends when the listing is read:
+//! for objects still to come, use the `sqs` source.
+
+pub mod keys;
+pub mod progress;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::progress::Progress;
+use super::object::{KeyFilter, ObjectError, ObjectReader};
+use super::{SourceContext, SourceReport};
+use crate::ack::{UnitDone, UnitHandle};
+use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
+use crate::checkpoint::CheckpointStore;
+use crate::config::{FieldError, units};
+use crate::telemetry;
+
+fn d_concurrency() -> usize {
+    4
+}
+fn d_attempts() -> u32 {
+    4
+}
+fn d_max_record() -> u64 {
+    crate::decode::DEFAULT_MAX_RECORD_BYTES as u64
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3SourceConfig {
+    pub bucket: String,
+    /// Key prefix, e.g. `AWSLogs/123456789012/CloudTrail/us-east-1/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Only objects whose key day (`…/YYYY/MM/DD/…`) overlaps `[start_time, end_time)`;
+    /// `YYYY-MM-DD` or an RFC 3339 time.
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Objects read (and in flight to the sinks) at once.
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+    /// Reads of an object whose events could not be delivered before it is recorded as failed
+    /// (and read first at the next start).
+    #[serde(default = "d_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub key_include: Vec<String>,
+    #[serde(default)]
+    pub key_exclude: Vec<String>,
+    #[serde(default = "d_max_record", deserialize_with = "units::size")]
+    pub max_record_bytes: u64,
+    pub region: Option<String>,
+    /// Endpoint override (S3 is then addressed path-style).
+    pub endpoint: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+impl S3SourceConfig {
+    pub fn access(&self) -> AwsAccess {
+        AwsAccess {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            assume_role: self.assume_role.clone(),
+        }
+    }
+
+    fn bounds(&self) -> Result<Bounds, FieldError> {
+        let parse = |key: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(keys::parse_bound)
+                .transpose()
+                .map_err(|m| FieldError::new(&[key], m))
+        };
+        let b = (
+            parse("start_time", &self.start_time)?,
+            parse("end_time", &self.end_time)?,
+        );
+        if let (Some(s), Some(e)) = b
+            && s >= e
+        {
+            return Err(FieldError::new(&["end_time"], "must be after start_time"));
+        }
+        Ok(b)
+    }
+
+    pub fn check(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if self.bucket.is_empty() || self.bucket.contains('/') {
+            errs.push(FieldError::new(&["bucket"], "must name a bucket"));
+        }
+        if let Err(e) = self.bounds() {
+            errs.push(e);
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            errs.push(FieldError::new(&["concurrency"], "must be from 1 to 256"));
+        }
+        if self.max_attempts == 0 {
+            errs.push(FieldError::new(&["max_attempts"], "must be at least 1"));
+        }
+        if let Err(e) = KeyFilter::new(&self.key_include, &self.key_exclude) {
+            errs.push(e);
+        }
+        errs
+    }
+
+    /// What a checkpoint belongs to: another bucket, prefix or range starts afresh.
+    fn scope(&self) -> String {
+        format!(
+            "s3://{}/{} [{}, {})",
+            self.bucket,
+            self.prefix,
+            self.start_time.as_deref().unwrap_or("-"),
+            self.end_time.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// The saved position of an S3 source.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct State {
+    scope: String,
+    /// Every selected key up to this one, in listing order, is settled.
+    after: Option<String>,
+    /// Keys whose events could not be delivered: read first at the next start.
+    failed: Vec<String>,
+}
+
+pub fn spawn(cfg: S3SourceConfig, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String> {
+    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude).map_err(|e| e.message)?;
+    let bounds = cfg.bounds().map_err(|e| e.message)?;
+    // Its own file: a backfill may take the name of a file source, whose checkpoint must stay.
+    let store = CheckpointStore::open(&ctx.data_dir, &format!("{}.s3", ctx.name))
+        .map_err(|e| e.to_string())?;
+    let mut state: State = store.load().map_err(|e| e.to_string())?.unwrap_or_default();
+    if state.scope != cfg.scope() {
+        if !state.scope.is_empty() {
+            tracing::info!(source = %ctx.name, was = %state.scope, now = %cfg.scope(), "bucket, prefix or time range changed: starting from the beginning");
+        }
+        state = State {
+            scope: cfg.scope(),
+            ..State::default()
+        };
+    }
+    Ok(tokio::spawn(run(cfg, ctx, keys, bounds, store, state)))
+}
+
+/// What became of one object's unit.
+#[derive(Debug)]
+struct ObjMeta {
+    seq: u64,
+    events: u64,
+    error: Option<ObjectError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Done,
+    /// Bad input, set aside (logged and counted).
+    Skipped,
+    /// Not delivered after every attempt: recorded in the checkpoint.
+    Failed,
+}
+
+struct Slot {
+    key: String,
+    size: u64,
+    /// Found by this run's listing (false: a failed key from the checkpoint).
+    listed: bool,
+    attempts: u32,
+    settled: Option<Settled>,
+}
+
+/// A selected object from the listing.
+struct Listed {
+    key: String,
+    size: u64,
+}
+
+const LIST_ATTEMPTS: u32 = 5;
+
+/// List the selected objects under the prefix, in key order, after `start_after`. Sends each
+/// to `tx` (None: only count them into `progress`).
+#[allow(clippy::too_many_arguments)]
+async fn list(
+    s3: aws_sdk_s3::Client,
+    cfg: Arc<S3SourceConfig>,
+    keys: KeyFilter,
+    bounds: Bounds,
+    start_after: Option<String>,
+    tx: Option<mpsc::Sender<Listed>>,
+    progress: Option<Arc<Progress>>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let region_level = keys::is_region_level(&cfg.prefix);
+    let end_day = bounds.1.map(|e| e.date_naive());
+    let mut token: Option<String> = None;
+    let mut undated = 0u64;
+    loop {
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            let mut req = s3.list_objects_v2().bucket(&cfg.bucket).prefix(&cfg.prefix);
+            req = match (&token, &start_after) {
+                (Some(t), _) => req.continuation_token(t),
+                (None, Some(a)) => req.start_after(a),
+                (None, None) => req,
+            };
+            let r = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = req.send() => r,
+            };
+            match r {
+                Ok(o) => break o,
+                Err(e) if attempt < LIST_ATTEMPTS => {
+                    tracing::warn!(bucket = %cfg.bucket, prefix = %cfg.prefix, attempt, error = %sdk_error_text(&e), "listing objects failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "listing s3://{}/{}: {}",
+                        cfg.bucket,
+                        cfg.prefix,
+                        sdk_error_text(&e)
+                    ));
+                }
+            }
+        };
+        for o in out.contents.unwrap_or_default() {
+            let Some(key) = o.key else { continue };
+            if !keys.wanted(&key) {
+                continue;
+            }
+            if bounds.0.is_some() || bounds.1.is_some() {
+                match keys::key_day(&key) {
+                    Some(d) if keys::day_in(d, bounds.0, bounds.1) => {}
+                    // Below a region folder keys sort by day: nothing later can be in range.
+                    Some(d) if region_level && end_day.is_some_and(|e| d > e) => {
+                        return finish_listing(progress, undated, tx.is_some());
+                    }
+                    Some(_) => continue,
+                    None => {
+                        undated += 1;
+                        continue;
+                    }
+                }
+            }
+            let size = o.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+            if let Some(p) = &progress {
+                Progress::add(&p.listed_objects, 1);
+                Progress::add(&p.listed_bytes, size);
+            }
+            if let Some(tx) = &tx
+                && tx.send(Listed { key, size }).await.is_err()
+            {
+                return Ok(());
+            }
+        }
+        match out.next_continuation_token {
+            Some(t) if out.is_truncated == Some(true) => token = Some(t),
+            _ => return finish_listing(progress, undated, tx.is_some()),
+        }
+    }
+}
+
+fn finish_listing(
+    progress: Option<Arc<Progress>>,
+    undated: u64,
+    feeding: bool,
+) -> Result<(), String> {
+    if let Some(p) = progress {
+        p.listing_done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if feeding && undated > 0 {
+        tracing::warn!(
+            objects = undated,
+            "objects without a YYYY/MM/DD day in their key were left out (a time range is set)"
+        );
+    }
+    Ok(())
+}
+
+struct Runner {
+    cfg: Arc<S3SourceConfig>,
+    name: Arc<str>,
+    slots: BTreeMap<u64, Slot>,
+    next_seq: u64,
+    inflight: usize,
+    /// Objects waiting for another attempt, with when.
+    retries: VecDeque<(Instant, u64)>,
+    state: State,
+    dirty: bool,
+    shutting: bool,
+    /// False once the reader is dropped (nothing left to list or retry): a late failure is
+    /// then recorded for the next start instead of retried.
+    can_retry: bool,
+    report: SourceReport,
+    progress: Option<Arc<Progress>>,
+    unit_tx: mpsc::UnboundedSender<UnitDone<ObjMeta>>,
+}
+
+impl Runner {
+    fn add(&mut self, key: String, size: u64, listed: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.slots.insert(
+            seq,
+            Slot {
+                key,
+                size,
+                listed,
+                attempts: 0,
+                settled: None,
+            },
+        );
+        seq
+    }
+
+    fn launch(&mut self, seq: u64, reader: &Arc<ObjectReader>) {
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
+        slot.attempts += 1;
+        self.inflight += 1;
+        let unit = UnitHandle::new(
+            ObjMeta {
+                seq,
+                events: 0,
+                error: None,
+            },
+            self.unit_tx.clone(),
+        );
+        let (reader, bucket, key) = (reader.clone(), self.cfg.bucket.clone(), slot.key.clone());
+        tokio::spawn(async move {
+            match reader.read(&bucket, &key, &unit).await {
+                Ok(n) => {
+                    unit.update(|m| m.events = n);
+                    unit.seal();
+                }
+                Err(e) => {
+                    unit.update(|m| m.error = Some(e));
+                    unit.abandon();
+                }
+            }
+        });
+    }
+
+    fn settle(&mut self, d: UnitDone<ObjMeta>) {
+        self.inflight = self.inflight.saturating_sub(1);
+        let name = self.name.clone();
+        self.report.events += d.meta.events;
+        telemetry::add(
+            "events_received_total",
+            &[("component", &name)],
+            d.meta.events,
+        );
+        if let Some(p) = &self.progress {
+            Progress::add(&p.events, d.meta.events);
+        }
+        let max_attempts = self.cfg.max_attempts;
+        let Some(slot) = self.slots.get_mut(&d.meta.seq) else {
+            return;
+        };
+        let url = format!("s3://{}/{}", self.cfg.bucket, slot.key);
+        let settled = if d.delivered {
+            self.report.units_committed += 1;
+            Settled::Done
+        } else if let Some(ObjectError::Poison { reason, detail }) = &d.meta.error {
+            self.report.bad_inputs += 1;
+            telemetry::bad_input(&name, reason);
+            tracing::error!(source = %name, object = %url, reason, "{detail}; object set aside, the others go on");
+            Settled::Skipped
+        } else if self.shutting {
+            // Left unsettled: the checkpoint stays before it, so the next start reads it.
+            return;
+        } else {
+            let why = match &d.meta.error {
+                Some(ObjectError::Retry(m)) => m.clone(),
+                _ => "its events were not all delivered".into(),
+            };
+            if slot.attempts < max_attempts && self.can_retry {
+                let delay = Duration::from_secs(1 << slot.attempts.min(6));
+                tracing::warn!(source = %name, object = %url, attempt = slot.attempts, retry_in_s = delay.as_secs(), "{why}; reading it again");
+                self.retries.push_back((Instant::now() + delay, d.meta.seq));
+                return;
+            }
+            self.report.units_failed += 1;
+            tracing::error!(source = %name, object = %url, attempts = slot.attempts, "{why}; giving up for this run: recorded in the checkpoint and read first at the next start");
+            if let Some(p) = &self.progress {
+                Progress::add(&p.failed_objects, 1);
+            }
+            Settled::Failed
+        };
+        if settled != Settled::Failed
+            && let Some(p) = &self.progress
+        {
+            Progress::add(&p.done_objects, 1);
+            Progress::add(&p.done_bytes, slot.size);
+        }
+        slot.settled = Some(settled);
+        if !slot.listed && settled != Settled::Failed {
+            let key = slot.key.clone();
+            self.state.failed.retain(|k| *k != key);
+            self.dirty = true;
+        }
+        self.advance();
+    }
+
+    /// Move `after` over the settled keys at the front.
+    fn advance(&mut self) {
+        while let Some(e) = self.slots.first_entry() {
+            let Some(settled) = e.get().settled else {
+                break;
+            };
+            let slot = e.remove();
+            if slot.listed {
+                if settled == Settled::Failed && !self.state.failed.contains(&slot.key) {
+                    self.state.failed.push(slot.key.clone());
+                }
+                self.state.after = Some(slot.key);
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn due_retry(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let i = self.retries.iter().position(|(t, _)| *t <= now)?;
+        self.retries.remove(i).map(|(_, s)| s)
+    }
+
+    async fn save(&mut self, store: &Arc<CheckpointStore>) {
+        if !self.dirty {
+            return;
+        }
+        let data = serde_json::to_value(&self.state).unwrap_or_default();
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.save(&data)).await {
+            Ok(Ok(())) => self.dirty = false,
+            Ok(Err(e)) => {
+                tracing::error!(source = %self.name, error = %e, "cannot save the checkpoint; will retry (a restart now would read objects again)")
+            }
+            Err(e) => tracing::error!(source = %self.name, error = %e, "checkpoint task failed"),
+        }
+    }
+}
+
+async fn run(
+    cfg: S3SourceConfig,
+    ctx: SourceContext,
+    keys: KeyFilter,
+    bounds: Bounds,
+    store: CheckpointStore,
+    state: State,
+) -> SourceReport {
+    let cfg = Arc::new(cfg);
+    let store = Arc::new(store);
+    let s3 = cfg.access().s3().await;
+    let progress = progress::watched();
+    let mut reader = Some(Arc::new(ObjectReader {
+        source: ctx.name.clone(),
+        out: ctx.out.clone(),
+        s3: s3.clone(),
+        max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
+    }));
+    drop(ctx.out);
+
+    // Resume after the checkpoint, or skip ahead to the start day below a region folder.
+    let mut start_after = state.after.clone();
+    if let Some(s) = bounds.0
+        && keys::is_region_level(&cfg.prefix)
+    {
+        let skip = keys::start_after(&cfg.prefix, s);
+        if start_after.as_ref().is_none_or(|a| *a < skip) {
+            start_after = Some(skip);
+        }
+    }
+    let (list_tx, mut list_rx) = mpsc::channel::<Listed>(256);
+    let mut lister = tokio::spawn(list(
+        s3.clone(),
+        cfg.clone(),
+        keys.clone(),
+        bounds,
+        start_after.clone(),
+        Some(list_tx),
+        None,
+        ctx.shutdown.clone(),
+    ));
+    if let Some(p) = &progress {
+        Progress::add(&p.listed_objects, state.failed.len() as u64);
+        tokio::spawn(list(
+            s3,
+            cfg.clone(),
+            keys,
+            bounds,
+            start_after,
+            None,
+            Some(p.clone()),
+            ctx.shutdown.clone(),
+        ));
+    }
+    tracing::info!(source = %ctx.name, bucket = %cfg.bucket, prefix = %cfg.prefix, after = ?state.after, failed_before = state.failed.len(), "s3 source started");
+
+    let (unit_tx, mut unit_rx) = mpsc::unbounded_channel();
+    let mut r = Runner {
+        cfg: cfg.clone(),
+        name: ctx.name.clone(),
+        slots: BTreeMap::new(),
+        next_seq: 0,
+        inflight: 0,
+        retries: VecDeque::new(),
+        dirty: false,
+        shutting: false,
+        can_retry: true,
+        report: SourceReport::default(),
+        progress,
+        unit_tx,
+        state,
+    };
+    // Failed keys from the last run come first.
+    let mut queued: VecDeque<u64> = VecDeque::new();
+    for k in r.state.failed.clone() {
+        let seq = r.add(k, 0, false);
+        queued.push_back(seq);
+    }
+    let mut listing_open = true;
+    let mut lister_done = false;
+    let mut save_tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        if !r.shutting
+            && let Some(rd) = &reader
+        {
+            while r.inflight < cfg.concurrency {
+                let Some(seq) = r.due_retry().or_else(|| queued.pop_front()) else {
+                    break;
+                };
+                r.launch(seq, rd);
+            }
+        }
+        let idle = !listing_open && queued.is_empty() && r.retries.is_empty();
+        if idle || r.shutting {
+            // Nothing more will be read: let the sinks flush what they hold now.
+            reader = None;
+            r.can_retry = false;
+        }
+        if r.inflight == 0 && (idle || r.shutting) {
+            break;
+        }
+        let next_retry = r.retries.iter().map(|(t, _)| *t).min();
+        let want_more = listing_open && !r.shutting && r.inflight < cfg.concurrency;
+        tokio::select! {
+            l = list_rx.recv(), if want_more => match l {
+                Some(l) => {
+                    let seq = r.add(l.key, l.size, true);
+                    if let Some(rd) = &reader {
+                        r.launch(seq, rd);
+                    }
+                }
+                None => listing_open = false,
+            },
+            Some(d) = unit_rx.recv() => r.settle(d),
+            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && !r.shutting => {}
+            res = &mut lister, if !lister_done => {
+                lister_done = true;
+                let err = match res {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(e) => Some(format!("listing task failed: {e}")),
+                };
+                if let Some(e) = err {
+                    tracing::error!(source = %ctx.name, error = %e, "cannot list the bucket; stopping after the objects in flight");
+                    r.report.fatal = Some(e);
+                    listing_open = false;
+                }
+            }
+            _ = ctx.shutdown.cancelled(), if !r.shutting => {
+                r.shutting = true;
+                r.retries.clear();
+            }
+            _ = ctx.hard_stop.cancelled() => {
+                r.report.units_unresolved = r.inflight as u64;
+                break;
+            }
+            _ = save_tick.tick() => r.save(&store).await,
+        }
+    }
+    r.save(&store).await;
+    tracing::info!(source = %ctx.name, events = r.report.events, objects_done = r.report.units_committed, objects_failed = r.report.units_failed, bad_objects = r.report.bad_inputs, after = ?r.state.after, "s3 source finished");
+    r.report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner() -> (Runner, mpsc::UnboundedReceiver<UnitDone<ObjMeta>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cfg: S3SourceConfig = toml::from_str("bucket = \"b\"\nmax_attempts = 2").unwrap();
+        (
+            Runner {
+                cfg: Arc::new(cfg),
+                name: "s".into(),
+                slots: BTreeMap::new(),
+                next_seq: 0,
+                inflight: 0,
+                retries: VecDeque::new(),
+                state: State::default(),
+                dirty: false,
+                shutting: false,
+                can_retry: true,
+                report: SourceReport::default(),
+                progress: None,
+                unit_tx: tx,
+            },
+            rx,
+        )
+    }
+
+    fn done(seq: u64, delivered: bool, error: Option<ObjectError>) -> UnitDone<ObjMeta> {
+        UnitDone {
+            meta: ObjMeta {
+                seq,
+                events: 1,
+                error,
+            },
+            delivered,
+        }
+    }
+
+    #[test]
+    fn checkpoint_moves_only_over_settled_keys_in_order() {
+        let (mut r, _rx) = runner();
+        for k in ["a", "b", "c", "d"] {
+            let s = r.add(k.into(), 1, true);
+            r.slots.get_mut(&s).unwrap().attempts = 1;
+            r.inflight += 1;
+        }
+        r.settle(done(1, true, None));
+        assert_eq!(r.state.after, None, "a is still in flight");
+        r.settle(done(0, true, None));
+        assert_eq!(r.state.after.as_deref(), Some("b"));
+        // c: poison, set aside; d: undelivered, retried once, then failed.
+        r.settle(done(
+            2,
+            false,
+            Some(ObjectError::Poison {
+                reason: "not_cloudtrail",
+                detail: "x".into(),
+            }),
+        ));
+        assert_eq!(r.state.after.as_deref(), Some("c"));
+        r.settle(done(3, false, None));
+        assert_eq!(r.retries.len(), 1);
+        assert_eq!(r.state.after.as_deref(), Some("c"));
+        r.slots.get_mut(&3).unwrap().attempts = 2;
+        r.settle(done(3, false, None));
+        assert_eq!(r.state.after.as_deref(), Some("d"));
+        assert_eq!(r.state.failed, vec!["d".to_string()]);
+        assert_eq!(
+            (
+                r.report.units_committed,
+                r.report.bad_inputs,
+                r.report.units_failed
+            ),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_failed_key_from_before_leaves_the_list_once_delivered() {
+        let (mut r, _rx) = runner();
+        r.state.failed = vec!["old".into()];
+        let s = r.add("old".into(), 0, false);
+        r.slots.get_mut(&s).unwrap().attempts = 1;
+        r.settle(done(s, true, None));
+        assert!(r.state.failed.is_empty());
+        assert_eq!(
+            r.state.after, None,
+            "an old key never moves the listing position"
+        );
+    }
+
+    #[test]
+    fn unsettled_at_shutdown_keeps_the_position() {
+        let (mut r, _rx) = runner();
+        let a = r.add("a".into(), 1, true);
+        r.slots.get_mut(&a).unwrap().attempts = 1;
+        r.shutting = true;
+        r.settle(done(a, false, None));
+        assert_eq!(r.state.after, None);
+        assert!(r.state.failed.is_empty());
+    }
+}
