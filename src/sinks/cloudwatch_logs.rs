@@ -164,26 +164,46 @@ pub fn plan_calls(entries: &[Entry]) -> Vec<Range<usize>> {
     calls
 }
 
-/// Why CloudWatch refused the event at position `j` of a call, from `rejectedLogEventsInfo`.
+/// How far back and ahead of now CloudWatch Logs accepts events.
+const MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+const MAX_AHEAD_MS: i64 = 2 * 3600 * 1000;
+/// Clock difference allowed between this host and CloudWatch when reading rejections.
+const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// Why CloudWatch refused the event at position `j` (timestamp `ts`) of a call, from
+/// `rejectedLogEventsInfo`.
 ///
-/// AWS documents `tooOldLogEventEndIndex` as exclusive, while emulators (moto) report the last
-/// too-old event itself; the end indices are read as inclusive so that no refused event can
-/// ever count as delivered (at worst one accepted event is failed and sent again later).
-fn rejection(info: &RejectedLogEventsInfo, j: usize) -> Option<(&'static str, &'static str)> {
+/// Read so that no refused event can ever count as delivered: AWS documents
+/// `tooOldLogEventEndIndex` as exclusive and `tooNewLogEventStartIndex` as the first too-new
+/// event, while emulators (moto) report the last too-old and the last too-new event; so end
+/// indices are inclusive, and once the service reports too-old (too-new) events, every event
+/// of the call past the service's age rule by our clock (within 5 minutes) counts as refused
+/// too. At worst an accepted event near a boundary is failed and sent again later.
+fn rejection(
+    info: &RejectedLogEventsInfo,
+    j: usize,
+    ts: i64,
+    now: i64,
+) -> Option<(&'static str, &'static str)> {
     let j = j as i64;
-    let at_or_after = |x: Option<i32>| x.is_some_and(|x| j >= i64::from(x));
     let at_or_before = |x: Option<i32>| x.is_some_and(|x| j <= i64::from(x));
+    let old = info.too_old_log_event_end_index.is_some()
+        && (at_or_before(info.too_old_log_event_end_index)
+            || ts < now - MAX_AGE_MS + CLOCK_MARGIN_MS);
+    let new = info
+        .too_new_log_event_start_index
+        .is_some_and(|x| j >= i64::from(x) || ts > now + MAX_AHEAD_MS - CLOCK_MARGIN_MS);
     if at_or_before(info.expired_log_event_end_index) {
         Some((
             "expired",
             "CloudWatch Logs refused the event as older than the log group's retention",
         ))
-    } else if at_or_before(info.too_old_log_event_end_index) {
+    } else if old {
         Some((
             "too_old",
             "CloudWatch Logs refused the event as too old (over 14 days, or older than the log group's retention)",
         ))
-    } else if at_or_after(info.too_new_log_event_start_index) {
+    } else if new {
         Some((
             "too_new",
             "CloudWatch Logs refused the event as too new (over 2 hours in the future)",
@@ -397,8 +417,9 @@ impl CloudWatchLogsSink {
         };
         let mut errors = Vec::new();
         let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+        let now = chrono::Utc::now().timestamp_millis();
         for (j, en) in entries.iter().enumerate() {
-            if let Some((reason, text)) = rejection(&info, j) {
+            if let Some((reason, text)) = rejection(&info, j, en.timestamp, now) {
                 *counts.entry(reason).or_default() += 1;
                 errors.push(ItemError {
                     index: en.index,
@@ -545,11 +566,14 @@ mod tests {
 
     #[test]
     fn rejected_indices_never_count_as_delivered() {
+        let now = 1_800_000_000_000;
         let info = RejectedLogEventsInfo::builder()
             .too_old_log_event_end_index(1)
             .too_new_log_event_start_index(4)
             .build();
-        let got: Vec<_> = (0..6).map(|j| rejection(&info, j).map(|r| r.0)).collect();
+        let got: Vec<_> = (0..6)
+            .map(|j| rejection(&info, j, now, now).map(|r| r.0))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -564,8 +588,32 @@ mod tests {
         let info = RejectedLogEventsInfo::builder()
             .expired_log_event_end_index(0)
             .build();
-        assert_eq!(rejection(&info, 0).map(|r| r.0), Some("expired"));
-        assert_eq!(rejection(&info, 1), None);
+        assert_eq!(rejection(&info, 0, now, now).map(|r| r.0), Some("expired"));
+        assert_eq!(rejection(&info, 1, now, now), None);
+    }
+
+    #[test]
+    fn emulator_style_indices_are_widened_by_the_clock() {
+        // moto names the LAST too-new event as the start index: the one before it, also a
+        // day ahead, must not count as delivered.
+        let now = 1_800_000_000_000;
+        let day = 24 * 3600 * 1000;
+        let info = RejectedLogEventsInfo::builder()
+            .too_new_log_event_start_index(3)
+            .build();
+        assert_eq!(
+            rejection(&info, 2, now + day, now).map(|r| r.0),
+            Some("too_new")
+        );
+        assert_eq!(rejection(&info, 1, now, now), None);
+        let info = RejectedLogEventsInfo::builder()
+            .too_old_log_event_end_index(0)
+            .build();
+        assert_eq!(
+            rejection(&info, 1, now - 20 * day, now).map(|r| r.0),
+            Some("too_old")
+        );
+        assert_eq!(rejection(&info, 1, now - day, now), None);
     }
 
     #[test]

@@ -267,6 +267,9 @@ fn take_batch(cur: &mut Vec<Event>, cur_bytes: &mut u64, cfg: &BatchConfig) -> V
     std::mem::replace(cur, rest)
 }
 
+/// Permanently rejected events of one batch logged one by one; the rest are summed up.
+const LOGGED_REJECTIONS: u64 = 5;
+
 /// Acknowledge (delivered) or fail every event of a batch, and count them.
 fn resolve_all(name: &str, events: Vec<Event>, delivered: bool) {
     let counter = if delivered {
@@ -313,7 +316,10 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                         }
                         Some(SendError::Permanent(m)) => {
                             failed += 1;
-                            tracing::error!(sink = name, event_id = e.data.event_id().unwrap_or("-"), origin = %e.data.origin.location, error = %m, "event rejected permanently; its unit will not be committed and will be read again later");
+                            // The first few one by one, the rest in one line per batch.
+                            if failed <= LOGGED_REJECTIONS {
+                                tracing::error!(sink = name, event_id = e.data.event_id().unwrap_or("-"), origin = %e.data.origin.location, error = %m, "event rejected permanently; its unit will not be committed and will be read again later");
+                            }
                             e.fail();
                         }
                         Some(err @ SendError::Retryable { .. }) => {
@@ -328,6 +334,13 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                             again.push(e);
                         }
                     }
+                }
+                if failed > LOGGED_REJECTIONS {
+                    tracing::error!(
+                        sink = name,
+                        more = failed - LOGGED_REJECTIONS,
+                        "more events of this batch rejected permanently; their units will not be committed"
+                    );
                 }
                 telemetry::add("events_sent_total", &[("component", name)], sent);
                 telemetry::add("events_failed_total", &[("component", name)], failed);

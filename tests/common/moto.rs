@@ -102,6 +102,67 @@ impl Moto {
         aws_sdk_sqs::Client::from_conf(c)
     }
 
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        let c = aws_sdk_cloudwatchlogs::Config::builder()
+            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatchlogs::config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(self.creds())
+            .build();
+        aws_sdk_cloudwatchlogs::Client::from_conf(c)
+    }
+
+    pub fn events(&self) -> aws_sdk_eventbridge::Client {
+        let c = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+            .region(aws_sdk_eventbridge::config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(self.creds())
+            .build();
+        aws_sdk_eventbridge::Client::from_conf(c)
+    }
+
+    /// Every log event in every group and stream: (group, stream, message).
+    pub async fn all_log_events(&self) -> Vec<(String, String, String)> {
+        let logs = self.logs();
+        let mut out = Vec::new();
+        let groups = logs.describe_log_groups().send().await.unwrap();
+        for g in groups.log_groups.unwrap_or_default() {
+            let group = g.log_group_name.unwrap();
+            let streams = logs
+                .describe_log_streams()
+                .log_group_name(&group)
+                .send()
+                .await
+                .unwrap();
+            for s in streams.log_streams.unwrap_or_default() {
+                let stream = s.log_stream_name.unwrap();
+                let mut token: Option<String> = None;
+                loop {
+                    let page = logs
+                        .get_log_events()
+                        .log_group_name(&group)
+                        .log_stream_name(&stream)
+                        .start_from_head(true)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let events = page.events.unwrap_or_default();
+                    let empty = events.is_empty();
+                    for e in events {
+                        out.push((group.clone(), stream.clone(), e.message.unwrap_or_default()));
+                    }
+                    if empty || page.next_forward_token == token {
+                        break;
+                    }
+                    token = page.next_forward_token;
+                }
+            }
+        }
+        out
+    }
+
     /// The environment trailship runs with against this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

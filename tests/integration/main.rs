@@ -4,8 +4,10 @@
 mod common;
 
 mod bad_input;
+mod cloudwatch_logs;
 mod delivery;
 mod e2e;
+mod eventbridge;
 mod s3_sink;
 mod sqs;
 mod tail;
