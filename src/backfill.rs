@@ -111,6 +111,7 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
 pub struct Display {
     bar: ProgressBar,
     stop: tokio_util::sync::CancellationToken,
+    progress: Arc<Progress>,
 }
 
 impl Display {
@@ -122,38 +123,48 @@ impl Display {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         let stop = tokio_util::sync::CancellationToken::new();
-        let (b, s) = (bar.clone(), stop.clone());
+        let (b, s, p) = (bar.clone(), stop.clone(), progress.clone());
         tokio::spawn(async move {
             loop {
-                let listed = Progress::get(&progress.listed_objects);
-                let done = Progress::get(&progress.done_objects);
-                let failed = Progress::get(&progress.failed_objects);
-                let final_total = progress.listing_done.load(Ordering::Relaxed);
-                b.set_length(Progress::get(&progress.listed_bytes).max(1));
-                b.set_position(Progress::get(&progress.done_bytes));
-                b.set_message(format!(
-                    "objects {done}/{listed}{} events {}{}",
-                    if final_total { "" } else { "+ (listing)" },
-                    Progress::get(&progress.events),
-                    if failed > 0 {
-                        format!(" failed {failed}")
-                    } else {
-                        String::new()
-                    }
-                ));
+                draw(&b, &p);
                 tokio::select! {
                     _ = s.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
         });
-        Display { bar, stop }
+        Display {
+            bar,
+            stop,
+            progress,
+        }
     }
 
+    /// Draw the final figures and leave the bar on screen.
     pub fn finish(self) {
         self.stop.cancel();
+        draw(&self.bar, &self.progress);
         self.bar.abandon();
     }
+}
+
+fn draw(bar: &ProgressBar, p: &Progress) {
+    let listed = Progress::get(&p.listed_objects);
+    let done = Progress::get(&p.done_objects);
+    let failed = Progress::get(&p.failed_objects);
+    let final_total = p.listing_done.load(Ordering::Relaxed);
+    bar.set_length(Progress::get(&p.listed_bytes).max(1));
+    bar.set_position(Progress::get(&p.done_bytes));
+    bar.set_message(format!(
+        "objects {done}/{listed}{} events {}{}",
+        if final_total { "" } else { "+ (listing)" },
+        Progress::get(&p.events),
+        if failed > 0 {
+            format!(" failed {failed}")
+        } else {
+            String::new()
+        }
+    ));
 }
 
 #[cfg(test)]

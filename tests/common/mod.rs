@@ -121,6 +121,32 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// Assert two id lists hold the same ids the same number of times; on failure, say how
+/// many are missing or extra and show a few (not thousands of ids).
+pub fn assert_same_ids(got: &[String], want: &[String], what: &str) {
+    let (g, w) = (multiset(got), multiset(want));
+    let missing: Vec<_> = w
+        .iter()
+        .filter(|(k, n)| g.get(*k) < Some(n))
+        .map(|(k, _)| k)
+        .collect();
+    let extra: Vec<_> = g
+        .iter()
+        .filter(|(k, n)| w.get(*k) < Some(n))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} ids, {} wanted; {} missing (e.g. {:?}), {} extra or repeated (e.g. {:?})",
+        got.len(),
+        want.len(),
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        extra.len(),
+        &extra[..extra.len().min(5)],
+    );
+}
+
 /// Count of each id.
 pub fn multiset(ids: &[String]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();

@@ -9,6 +9,7 @@ mod delivery;
 mod e2e;
 mod eventbridge;
 mod s3_sink;
+mod s3_source;
 mod sqs;
 mod tail;
 mod validate;

@@ -196,6 +196,8 @@ struct Listed {
 }
 
 const LIST_ATTEMPTS: u32 = 5;
+/// How often the checkpoint is saved at most.
+const SAVE_EVERY: Duration = Duration::from_millis(100);
 
 /// List the selected objects under the prefix, in key order, after `start_after`. Sends each
 /// to `tx` (None: only count them into `progress`).
@@ -544,7 +546,8 @@ async fn run(
     }
     let mut listing_open = true;
     let mut lister_done = false;
-    let mut save_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut save_tick = tokio::time::interval(SAVE_EVERY);
+    let mut last_save = Instant::now();
     loop {
         if !r.shutting
             && let Some(rd) = &reader
@@ -577,7 +580,15 @@ async fn run(
                 }
                 None => listing_open = false,
             },
-            Some(d) = unit_rx.recv() => r.settle(d),
+            Some(d) = unit_rx.recv() => {
+                r.settle(d);
+                // Save soon after the position moves: a crash re-reads at most the objects
+                // in flight and those settled in the last SAVE_EVERY.
+                if r.dirty && last_save.elapsed() >= SAVE_EVERY {
+                    r.save(&store).await;
+                    last_save = Instant::now();
+                }
+            }
             _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && !r.shutting => {}
             res = &mut lister, if !lister_done => {
                 lister_done = true;
