@@ -16,6 +16,8 @@ apt_install() {
 # The unreadable-file test drops privileges with setpriv when run as root; gzip for zcat.
 need setpriv || apt_install util-linux
 need zcat || apt_install gzip
+# GNU time measures a child's peak RSS cleanly (tests and the benchmark).
+[ -x /usr/bin/time ] || apt_install time
 # AWS APIs: a real moto server (S3, SQS, ...) started by the tests on loopback.
 if ! need moto_server; then
   need python3 || apt_install python3 python3-pip

@@ -147,6 +147,37 @@ pub fn assert_same_ids(got: &[String], want: &[String], what: &str) {
     );
 }
 
+/// At-least-once: every wanted id is there at least as often as wanted, and the extra copies
+/// (redeliveries) are at most `max_extra`. Returns the number of extra copies.
+pub fn assert_at_least_once(
+    got: &[String],
+    want: &[String],
+    max_extra: usize,
+    what: &str,
+) -> usize {
+    let (g, w) = (multiset(got), multiset(want));
+    let missing: Vec<_> = w
+        .iter()
+        .filter(|(k, n)| g.get(*k) < Some(n))
+        .map(|(k, _)| k)
+        .collect();
+    let foreign: Vec<_> = g.keys().filter(|k| !w.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && foreign.is_empty(),
+        "{what}: {} missing (e.g. {:?}), {} not in the input (e.g. {:?})",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        foreign.len(),
+        &foreign[..foreign.len().min(5)],
+    );
+    let extra = got.len() - want.len();
+    assert!(
+        extra <= max_extra,
+        "{what}: {extra} extra copies, at most {max_extra} expected"
+    );
+    extra
+}
+
 /// Count of each id.
 pub fn multiset(ids: &[String]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();

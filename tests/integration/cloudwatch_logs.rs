@@ -48,7 +48,7 @@ fn aws_would_refuse(body: &Value) -> Option<String> {
 }
 
 /// A proxy refusing what AWS refuses (recording it), throttling the first `throttle` calls.
-async fn strict_proxy(m: &Moto, throttle: usize) -> (Proxy, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn strict_proxy(m: &Moto, throttle: usize) -> (Proxy, Arc<Mutex<Vec<String>>>) {
     let violations: Arc<Mutex<Vec<String>>> = Arc::default();
     let v = violations.clone();
     let seen = Arc::new(Mutex::new(0usize));

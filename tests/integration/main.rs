@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aws_e2e;
 mod bad_input;
 mod cloudwatch_logs;
 mod delivery;

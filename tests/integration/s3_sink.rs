@@ -7,9 +7,9 @@ use std::path::Path;
 use crate::common::moto::Moto;
 use crate::common::*;
 
-const BUCKET: &str = "log-archive";
+pub(crate) const BUCKET: &str = "log-archive";
 
-async fn objects(m: &Moto) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn objects(m: &Moto) -> Vec<(String, Vec<u8>)> {
     let s3 = m.s3();
     let list = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
     let mut out = Vec::new();
@@ -33,7 +33,7 @@ async fn objects(m: &Moto) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn gunzip(b: &[u8]) -> Vec<u8> {
+pub(crate) fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(b)
         .read_to_end(&mut out)

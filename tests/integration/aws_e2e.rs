@@ -1,0 +1,72 @@
+//! End to end on AWS APIs (moto): trail objects put in a bucket → S3's own notifications on a
+//! queue → trailship → CloudWatch Logs (behind the strict, throttling proxy) and an S3
+//! log-archive bucket; read both back and compare by eventID; the queue is empty afterwards.
+
+use crate::cloudwatch_logs::strict_proxy;
+use crate::common::corpus::{self, Gen};
+use crate::common::moto::Moto;
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bucket_to_queue_to_cloudwatch_logs_and_s3() {
+    let m = Moto::start();
+    let url = crate::sqs::setup(&m).await;
+    m.s3()
+        .create_bucket()
+        .bucket(crate::s3_sink::BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let (proxy, violations) = strict_proxy(&m, 2).await;
+    let now = chrono::Utc::now().timestamp();
+    let mut g = Gen::starting_at(21, now - 3 * 3600, 3);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (fids, doc) = g.document(300);
+        ids.extend(fids);
+        let key = format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/111122223333_CloudTrail_us-east-1_20261129T10{i:02}Z_{i:016}.json.gz"
+        );
+        crate::sqs::put(&m, &key, corpus::gzip(doc.as_bytes())).await;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{data}\"\n\
+             [sources.queue]\ntype = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\n\
+             [sinks.cwl]\ntype = \"cloudwatch_logs\"\ninputs = [\"queue\"]\ngroup = \"/cloudtrail/{{account_id}}\"\nretention_days = 30\nendpoint = \"{proxy}\"\nregion = \"us-east-1\"\nretry.initial_backoff = \"50ms\"\n\
+             [sinks.archive]\ntype = \"s3\"\ninputs = [\"queue\"]\nbucket = \"{bucket}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\n",
+            data = toml_path(&d.path().join("data")),
+            ep = m.endpoint,
+            proxy = proxy.endpoint,
+            bucket = crate::s3_sink::BUCKET,
+        ),
+    )
+    .unwrap();
+    let o = m.run_once(&cfg);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(violations.lock().unwrap().is_empty());
+
+    let in_logs: Vec<String> = m
+        .all_log_events()
+        .await
+        .iter()
+        .map(|(_, _, msg)| event_id(&serde_json::from_str(msg).unwrap()))
+        .collect();
+    assert_same_ids(&in_logs, &ids, "CloudWatch Logs");
+    let mut in_s3 = Vec::new();
+    for (_, body) in crate::s3_sink::objects(&m).await {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&crate::s3_sink::gunzip(&body)).unwrap();
+        in_s3.extend(doc["Records"].as_array().unwrap().iter().map(event_id));
+    }
+    assert_same_ids(&in_s3, &ids, "S3 archive");
+    assert_eq!(crate::sqs::messages_left(&m, &url).await, (0, 0));
+}
