@@ -90,6 +90,14 @@ fn load(config: Option<&PathBuf>) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the runtime: {e}"))
+        .ok()
+}
+
 fn print_errors(errs: &[ConfigError]) {
     for e in errs {
         eprintln!("error: {e}");
@@ -129,15 +137,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::from(EXIT_CONFIG);
             };
             rt.block_on(run(cfg, once))
         }
@@ -174,15 +175,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
             let show = !no_progress && std::io::stderr().is_terminal();
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::from(EXIT_CONFIG);
             };
             rt.block_on(async move {
                 let display = show.then(|| backfill::Display::start(progress::watch()));

@@ -491,22 +491,6 @@ impl SinkService for CloudWatchLogsSink {
     }
 }
 
-/// Start a CloudWatch Logs sink: the client is built from the standard credential chain.
-pub fn spawn(
-    name: Arc<str>,
-    rx: tokio::sync::mpsc::Receiver<crate::transforms::Batch>,
-    cfg: CloudWatchLogsSinkConfig,
-    common: super::SinkCommon,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = cfg.access().cloudwatch_logs().await;
-        match CloudWatchLogsSink::new(name.clone(), cfg, client) {
-            Ok(sink) => super::driver::run(name, rx, Arc::new(sink), common).await,
-            Err(e) => tracing::error!(sink = %name, error = %e.message, "cannot start the sink"),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,22 +255,6 @@ impl SinkService for EventBridgeSink {
     }
 }
 
-/// Start an EventBridge sink: the client is built from the standard credential chain.
-pub fn spawn(
-    name: Arc<str>,
-    rx: tokio::sync::mpsc::Receiver<crate::transforms::Batch>,
-    cfg: EventBridgeSinkConfig,
-    common: super::SinkCommon,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = cfg.access().eventbridge().await;
-        match EventBridgeSink::new(name.clone(), cfg, client) {
-            Ok(sink) => super::driver::run(name, rx, Arc::new(sink), common).await,
-            Err(e) => tracing::error!(sink = %name, error = %e.message, "cannot start the sink"),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,26 @@ pub use driver::SinkCommon;
 use crate::config::{FieldError, from_table};
 use crate::transforms::Batch;
 
+/// Start a sink whose service is built asynchronously (an AWS client from the credential
+/// chain), then run it on the shared driver; a sink that cannot be built logs why.
+pub fn spawn_with<S, F>(
+    name: Arc<str>,
+    rx: mpsc::Receiver<Batch>,
+    common: SinkCommon,
+    build: F,
+) -> JoinHandle<()>
+where
+    S: driver::SinkService,
+    F: std::future::Future<Output = Result<S, FieldError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        match build.await {
+            Ok(sink) => driver::run(name, rx, Arc::new(sink), common).await,
+            Err(e) => tracing::error!(sink = %name, error = %e.message, "cannot start the sink"),
+        }
+    })
+}
+
 #[derive(Debug, Clone)]
 pub enum SinkConfig {
     File(file::FileSinkConfig),
@@ -109,9 +129,27 @@ impl SinkConfig {
     ) -> Result<JoinHandle<()>, FieldError> {
         Ok(match self {
             Self::File(c) => tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common)),
-            Self::S3(c) => s3::spawn(name, rx, (**c).clone(), common),
-            Self::CloudWatchLogs(c) => cloudwatch_logs::spawn(name, rx, (**c).clone(), common),
-            Self::EventBridge(c) => eventbridge::spawn(name, rx, (**c).clone(), common),
+            Self::S3(c) => {
+                let c = (**c).clone();
+                spawn_with(name, rx, common, async move {
+                    let client = c.access().s3().await;
+                    c.build(client)
+                })
+            }
+            Self::CloudWatchLogs(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move {
+                    let client = c.access().cloudwatch_logs().await;
+                    cloudwatch_logs::CloudWatchLogsSink::new(n, c, client)
+                })
+            }
+            Self::EventBridge(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move {
+                    let client = c.access().eventbridge().await;
+                    eventbridge::EventBridgeSink::new(n, c, client)
+                })
+            }
             Self::Console(c) => tokio::spawn(driver::run(
                 name,
                 rx,

@@ -7,8 +7,6 @@
 //! once S3 confirmed it; a retry after an ambiguous failure may write a second object
 //! (duplicates, never loss).
 
-use std::sync::Arc;
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
@@ -283,20 +281,4 @@ impl SinkService for S3Sink {
         }
         Ok(errors)
     }
-}
-
-/// Start an S3 sink: the client is built from the standard credential chain.
-pub fn spawn(
-    name: Arc<str>,
-    rx: tokio::sync::mpsc::Receiver<crate::transforms::Batch>,
-    cfg: S3SinkConfig,
-    common: super::SinkCommon,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = cfg.access().s3().await;
-        match cfg.build(client) {
-            Ok(sink) => super::driver::run(name, rx, Arc::new(sink), common).await,
-            Err(e) => tracing::error!(sink = %name, error = %e.message, "cannot start the sink"),
-        }
-    })
 }

@@ -121,6 +121,17 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// Ids of `want` that `got` holds fewer times.
+fn short_of<'a>(
+    got: &BTreeMap<String, usize>,
+    want: &'a BTreeMap<String, usize>,
+) -> Vec<&'a String> {
+    want.iter()
+        .filter(|(k, n)| got.get(*k) < Some(n))
+        .map(|(k, _)| k)
+        .collect()
+}
+
 /// Assert two id lists hold the same ids the same number of times; on failure, say how
 /// many are missing or extra and show a few (not thousands of ids).
 pub fn assert_same_ids(got: &[String], want: &[String], what: &str) {
@@ -259,15 +270,20 @@ pub fn run_once(cfg: &Path) -> Output {
     run_with_timeout(once_cmd(cfg), 120)
 }
 
-/// `run_once`, asserting exit status 0 (stderr shown otherwise).
-pub fn run_once_ok(cfg: &Path) -> Output {
-    let o = run_once(cfg);
+/// Assert a finished run's exit status, showing its stderr otherwise.
+pub fn expect_code(o: &Output, code: i32) {
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `run_once`, asserting exit status 0 (stderr shown otherwise).
+pub fn run_once_ok(cfg: &Path) -> Output {
+    let o = run_once(cfg);
+    expect_code(&o, 0);
     o
 }
 
@@ -298,6 +314,20 @@ pub fn file_pipeline(
         "data_dir = \"{data}\"\nshutdown_timeout = \"20s\"\n\n[sources.{name}]\ntype = \"file\"\ninclude = [\"{include}\"]\n{source_extra}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"{name}\"]\npath = \"{out}\"\n{sink_extra}\n",
         data = toml_path(&dir.join("data")),
         out = toml_path(sink_path),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Write `dir/p.toml`: data in `dir/data`, the source `[sources.NAME]` with `source_keys`
+/// (its `type` among them), into a file sink `out` writing `dir/out.ndjson` (100 ms batches)
+/// with `sink_keys`.
+pub fn to_file_pipeline(dir: &Path, name: &str, source_keys: &str, sink_keys: &str) -> PathBuf {
+    let cfg = dir.join("p.toml");
+    let text = format!(
+        "data_dir = \"{data}\"\n[sources.{name}]\n{source_keys}\n[sinks.out]\ntype = \"file\"\ninputs = [\"{name}\"]\npath = \"{out}\"\nbatch.timeout = \"100ms\"\n{sink_keys}\n",
+        data = toml_path(&dir.join("data")),
+        out = toml_path(&dir.join("out.ndjson")),
     );
     std::fs::write(&cfg, text).unwrap();
     cfg

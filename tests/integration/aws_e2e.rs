@@ -46,12 +46,7 @@ async fn bucket_to_queue_to_cloudwatch_logs_and_s3() {
     )
     .unwrap();
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     assert!(violations.lock().unwrap().is_empty());
 
     let in_logs: Vec<String> = m

@@ -173,12 +173,7 @@ fn every_kind_of_bad_file_is_reported_and_good_events_survive() {
     // Not retried forever: a second run reads nothing and reports nothing new.
     // (The symlink loop is still in the tree, so it is reported again; no file is.)
     let o2 = run_once(&cfg);
-    assert_eq!(
-        o2.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o2.stderr)
-    );
+    expect_code(&o2, 4);
     let again: Vec<_> = logs(&o2.stderr)
         .into_iter()
         .filter(|l| l.get("reason").is_some())
@@ -237,12 +232,7 @@ fn unreadable_file_is_reported_and_skipped() {
         cmd = once_cmd(&cfg);
     }
     let o = run_with_timeout(cmd, 60);
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 4);
     assert!(
         reported(&o.stderr, &t.join("secret.json"), "unreadable"),
         "{}",

@@ -284,12 +284,7 @@ async fn throttled_calls_are_retried_and_groups_and_streams_created_per_account_
         "group = \"/cloudtrail/{account_id}\"\n",
     );
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     assert!(violations.lock().unwrap().is_empty());
     let throttled = proxy
         .calls_of("PutLogEvents")

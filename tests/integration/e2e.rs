@@ -218,12 +218,7 @@ fn default_pipeline_prints_the_example_trail() {
         d.path(),
     );
     let o = run_default(d.path(), &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines.len(), 95);

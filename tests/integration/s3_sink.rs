@@ -77,12 +77,7 @@ async fn cloudtrail_layout_per_account_and_region_with_encryption() {
         "server_side_encryption = \"AES256\"\nbatch.timeout = \"200ms\"\n",
     );
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
 
     let objs = objects(&m).await;
     assert!(objs.len() > 5, "{} objects", objs.len());
@@ -158,12 +153,7 @@ async fn large_objects_go_up_in_parts() {
         "key = \"big/{uuid}.ndjson\"\nencoding = \"ndjson\"\ncompression = \"none\"\nmultipart_threshold = \"6MiB\"\npart_size = \"5MiB\"\nbatch.max_bytes = \"64MiB\"\nbatch.timeout = \"2s\"\n",
     );
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let objs = objects(&m).await;
     assert!(
         objs.iter().any(|(_, b)| b.len() > 6 << 20),

@@ -58,18 +58,15 @@ async fn put(m: &Moto, key: &str, body: Vec<u8>) {
 
 /// A pipeline whose SQS source the backfill replaces (taking its endpoint), into a file.
 fn pipeline_with_queue(d: &Path, m: &Moto) -> PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n[sources.queue]\ntype = \"sqs\"\nqueue_url = \"{ep}/123456789012/unused\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"queue\"]\npath = \"{out}\"\nbatch.timeout = \"100ms\"\n",
-            data = toml_path(&d.join("data")),
-            ep = m.endpoint,
-            out = toml_path(&d.join("out.ndjson"))
+    to_file_pipeline(
+        d,
+        "queue",
+        &format!(
+            "type = \"sqs\"\nqueue_url = \"{ep}/123456789012/unused\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"",
+            ep = m.endpoint
         ),
+        "",
     )
-    .unwrap();
-    cfg
 }
 
 fn backfill(m: &Moto, cfg: &Path, extra: &[&str]) -> std::process::Output {
@@ -146,12 +143,7 @@ async fn backfill_reads_the_days_asked_for_sets_bad_objects_aside_and_resumes() 
         &cfg,
         &["--since", "2026-11-02", "--until", "2026-11-04"],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     assert_eq!(output_ids(&out), sorted(want.clone()));
 
     // An object delivered later on the same day (its key sorts after the others): only it
@@ -170,24 +162,14 @@ async fn backfill_reads_the_days_asked_for_sets_bad_objects_aside_and_resumes() 
         &cfg,
         &["--since", "2026-11-02", "--until", "2026-11-04"],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let mut all = want;
     all.extend(new_ids);
     assert_same_ids(&output_ids(&out), &all, "the late object once");
 
     // Another range is another backfill: day 5 only.
     let o = backfill(&m, &cfg, &["--since", "2026-11-05"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let day5 = &days.iter().find(|(d, _)| *d == 5).unwrap().1;
     let got = multiset(&output_ids(&out));
     assert!(day5.iter().all(|i| got.get(i) == Some(&1)));
@@ -204,18 +186,16 @@ async fn kill_9_mid_backfill_then_resume_loses_nothing() {
         .flat_map(|(_, ids)| ids)
         .collect();
     let d = tempfile::tempdir().unwrap();
-    let cfg = d.path().join("p.toml");
     let out = d.path().join("out.ndjson");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n[sources.archive]\ntype = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\nconcurrency = 4\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"{out}\"\nbatch.timeout = \"50ms\"\nbatch.max_events = 200\n",
-            data = toml_path(&d.path().join("data")),
-            ep = m.endpoint,
-            out = toml_path(&out)
+    let cfg = to_file_pipeline(
+        d.path(),
+        "archive",
+        &format!(
+            "type = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nconcurrency = 4",
+            m.endpoint
         ),
-    )
-    .unwrap();
+        "batch.max_events = 200",
+    );
     let log = d.path().join("daemon.log");
     let mut kills = 0;
     for threshold in [1u64, 400_000, 1_200_000] {
@@ -237,12 +217,7 @@ async fn kill_9_mid_backfill_then_resume_loses_nothing() {
         let _ = p.wait();
     }
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let got = output_ids(&out);
     let mset = multiset(&got);
     assert!(

@@ -86,18 +86,15 @@ pub(crate) async fn messages_left(m: &Moto, url: &str) -> (i64, i64) {
 }
 
 fn config(d: &Path, m: &Moto, url: &str) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n[sources.queue]\ntype = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\nvisibility_timeout = 30\nconcurrency = 2\n[sinks.out]\ntype = \"file\"\ninputs = [\"queue\"]\npath = \"{out}\"\nbatch.timeout = \"100ms\"\n",
-            data = toml_path(&d.join("data")),
-            ep = m.endpoint,
-            out = toml_path(&d.join("out.ndjson"))
+    to_file_pipeline(
+        d,
+        "queue",
+        &format!(
+            "type = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nvisibility_timeout = 30\nconcurrency = 2",
+            m.endpoint
         ),
+        "",
     )
-    .unwrap();
-    cfg
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,12 +334,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     // Messages in flight at the kill come back after their visibility timeout (3 s).
     for round in 0..10 {
         let o = m.run_once(&cfg);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        expect_code(&o, 0);
         if messages_left(&m, &url).await == (0, 0) {
             break;
         }
@@ -425,12 +417,7 @@ async fn requests_are_really_signed() {
     // The right key works.
     m.key = good;
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     assert_eq!(output_ids(&d.path().join("out.ndjson")), ids);
     assert_eq!(messages_left(&m, &url).await, (0, 0));
 }
@@ -467,12 +454,7 @@ async fn real_s3_to_sns_to_sqs_notifications() {
     let d = tempfile::tempdir().unwrap();
     let cfg = config(d.path(), &m, &url);
     let o = m.run_once(&cfg);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    expect_code(&o, 0);
     let want = sorted(
         files
             .iter()
