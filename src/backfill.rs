@@ -18,14 +18,27 @@ use crate::sources::s3::S3SourceConfig;
 use crate::sources::s3::progress::Progress;
 
 /// What the command line says about the backfill.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Request {
+    /// Where the objects are: s3://BUCKET/PREFIX (e.g. s3://trail/AWSLogs/123456789012/CloudTrail/us-east-1/).
     pub url: String,
+    /// First day (YYYY-MM-DD, UTC) or RFC 3339 time, from the date in the object keys.
+    #[arg(long)]
     pub since: Option<String>,
+    /// End (exclusive), like --since.
+    #[arg(long)]
     pub until: Option<String>,
+    /// The pipeline source to replace, when it has several.
+    #[arg(long)]
     pub source: Option<String>,
+    /// AWS region (default: the replaced source's, else the standard chain).
+    #[arg(long)]
     pub region: Option<String>,
+    /// Endpoint override (emulators, VPC endpoints); S3 is then addressed path-style.
+    #[arg(long)]
     pub endpoint: Option<String>,
+    /// Objects read at once (default 4).
+    #[arg(long)]
     pub concurrency: Option<usize>,
 }
 

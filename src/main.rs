@@ -51,30 +51,12 @@ enum Command {
     /// Read the CloudTrail objects already in S3 through a pipeline's transforms and sinks
     /// (resumable: a second run continues where the first stopped), with a progress bar.
     Backfill {
-        /// Where the objects are: s3://BUCKET/PREFIX (e.g. s3://trail/AWSLogs/123456789012/CloudTrail/us-east-1/).
-        url: String,
+        #[command(flatten)]
+        req: backfill::Request,
         /// Pipeline file (TOML): its transforms and sinks are used; the backfill takes the
         /// place of its source.
         #[arg(long, short)]
         config: PathBuf,
-        /// First day (YYYY-MM-DD, UTC) or RFC 3339 time, from the date in the object keys.
-        #[arg(long)]
-        since: Option<String>,
-        /// End (exclusive), like --since.
-        #[arg(long)]
-        until: Option<String>,
-        /// The pipeline source to replace, when it has several.
-        #[arg(long)]
-        source: Option<String>,
-        /// AWS region (default: the replaced source's, else the standard chain).
-        #[arg(long)]
-        region: Option<String>,
-        /// Endpoint override (emulators, VPC endpoints); S3 is then addressed path-style.
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// Objects read at once (default 4).
-        #[arg(long)]
-        concurrency: Option<usize>,
         /// No progress bar, even on a terminal.
         #[arg(long)]
         no_progress: bool,
@@ -143,14 +125,8 @@ fn main() -> ExitCode {
             rt.block_on(run(cfg, once))
         }
         Command::Backfill {
-            url,
+            req,
             config,
-            since,
-            until,
-            source,
-            region,
-            endpoint,
-            concurrency,
             no_progress,
         } => {
             telemetry::init_logging(cli.log_format);
@@ -160,15 +136,6 @@ fn main() -> ExitCode {
                     print_errors(&errs);
                     return ExitCode::from(EXIT_CONFIG);
                 }
-            };
-            let req = backfill::Request {
-                url,
-                since,
-                until,
-                source,
-                region,
-                endpoint,
-                concurrency,
             };
             if let Err(e) = backfill::apply(&mut cfg, &req) {
                 eprintln!("error: {e}");

@@ -163,6 +163,17 @@ impl Moto {
         out
     }
 
+    pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.s3()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// The environment trailship runs with against this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

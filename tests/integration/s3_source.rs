@@ -20,7 +20,6 @@ async fn put_days(
     records: usize,
     g: &mut Gen,
 ) -> Vec<(u32, Vec<String>)> {
-    let s3 = m.s3();
     let mut out = Vec::new();
     for day in days {
         let mut ids = Vec::new();
@@ -32,13 +31,7 @@ async fn put_days(
                 i / 12,
                 (i % 12) * 5
             );
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(key)
-                .body(corpus::gzip(doc.as_bytes()).into())
-                .send()
-                .await
-                .unwrap();
+            put(m, &key, corpus::gzip(doc.as_bytes())).await;
         }
         out.push((day, ids));
     }
@@ -46,14 +39,7 @@ async fn put_days(
 }
 
 async fn put(m: &Moto, key: &str, body: Vec<u8>) {
-    m.s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(body.into())
-        .send()
-        .await
-        .unwrap();
+    m.put_object(BUCKET, key, body).await;
 }
 
 /// A pipeline whose SQS source the backfill replaces (taking its endpoint), into a file.

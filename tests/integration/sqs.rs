@@ -46,14 +46,7 @@ pub(crate) async fn setup(m: &Moto) -> String {
 }
 
 pub(crate) async fn put(m: &Moto, key: &str, body: Vec<u8>) {
-    m.s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(body.into())
-        .send()
-        .await
-        .unwrap();
+    m.put_object(BUCKET, key, body).await;
 }
 
 async fn send(m: &Moto, url: &str, body: String) {
