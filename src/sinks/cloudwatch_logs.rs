@@ -290,6 +290,7 @@ impl CloudWatchLogsSink {
             .lock()
             .map(|g| g.contains(group))
             .unwrap_or(false);
+        let mut group_error = None;
         if !known {
             match self
                 .client
@@ -317,10 +318,14 @@ impl CloudWatchLogsSink {
                     if e.as_service_error()
                         .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
                 Err(e) => {
-                    return Err(sink_error(&format!("creating log group {group:?}"), &e));
+                    // Often a role allowed to create streams but not groups, in a group that
+                    // exists: try the stream anyway, and report this if that fails too.
+                    group_error = Some(sink_error(&format!("creating log group {group:?}"), &e));
                 }
             }
-            if let Ok(mut g) = self.groups_known.lock() {
+            if group_error.is_none()
+                && let Ok(mut g) = self.groups_known.lock()
+            {
                 g.insert(group.to_string());
             }
         }
@@ -347,10 +352,12 @@ impl CloudWatchLogsSink {
                 if let Ok(mut g) = self.groups_known.lock() {
                     g.remove(group);
                 }
-                Err(sink_error(
-                    &format!("creating log stream {stream:?} in group {group:?}"),
-                    &e,
-                ))
+                Err(group_error.unwrap_or_else(|| {
+                    sink_error(
+                        &format!("creating log stream {stream:?} in group {group:?}"),
+                        &e,
+                    )
+                }))
             }
         }
     }

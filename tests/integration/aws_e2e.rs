@@ -17,7 +17,7 @@ async fn bucket_to_queue_to_cloudwatch_logs_and_s3() {
         .send()
         .await
         .unwrap();
-    let (proxy, violations) = strict_proxy(&m, 2).await;
+    let (proxy, violations) = strict_proxy(&m, 2, None).await;
     let now = chrono::Utc::now().timestamp();
     let mut g = Gen::starting_at(21, now - 3 * 3600, 3);
     let mut ids = Vec::new();

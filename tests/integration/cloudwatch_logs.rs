@@ -47,12 +47,27 @@ fn aws_would_refuse(body: &Value) -> Option<String> {
     None
 }
 
-/// A proxy refusing what AWS refuses (recording it), throttling the first `throttle` calls.
-pub(crate) async fn strict_proxy(m: &Moto, throttle: usize) -> (Proxy, Arc<Mutex<Vec<String>>>) {
+/// A proxy refusing what AWS refuses (recording it), throttling the first `throttle` calls,
+/// and denying CreateLogGroup for `deny_group` (a role allowed to create streams only).
+pub(crate) async fn strict_proxy(
+    m: &Moto,
+    throttle: usize,
+    deny_group: Option<&str>,
+) -> (Proxy, Arc<Mutex<Vec<String>>>) {
+    let deny_group = deny_group.map(str::to_string);
     let violations: Arc<Mutex<Vec<String>>> = Arc::default();
     let v = violations.clone();
     let seen = Arc::new(Mutex::new(0usize));
     let hook: Hook = Arc::new(move |target, body| {
+        if target.ends_with(".CreateLogGroup")
+            && deny_group.as_deref() == body["logGroupName"].as_str()
+        {
+            return aws_error(
+                400,
+                "AccessDeniedException",
+                "not authorized to perform: logs:CreateLogGroup",
+            );
+        }
         if !target.ends_with(".PutLogEvents") {
             return Action::Forward(None, None);
         }
@@ -117,7 +132,7 @@ fn ids_of(events: &[(String, String, String)]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_obey_every_putlogevents_rule_and_refused_events_never_count_as_delivered() {
     let m = Moto::start();
-    let (proxy, violations) = strict_proxy(&m, 0).await;
+    let (proxy, violations) = strict_proxy(&m, 0, None).await;
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
     let now = chrono::Utc::now().timestamp();
@@ -264,7 +279,15 @@ async fn calls_obey_every_putlogevents_rule_and_refused_events_never_count_as_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttled_calls_are_retried_and_groups_and_streams_created_per_account_and_region() {
     let m = Moto::start();
-    let (proxy, violations) = strict_proxy(&m, 4).await;
+    // One group exists already, and the role may not create groups: its streams are created
+    // all the same.
+    let (proxy, violations) = strict_proxy(&m, 4, Some("/cloudtrail/111122223333")).await;
+    m.logs()
+        .create_log_group()
+        .log_group_name("/cloudtrail/111122223333")
+        .send()
+        .await
+        .unwrap();
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
     let now = chrono::Utc::now().timestamp();
@@ -304,6 +327,13 @@ async fn throttled_calls_are_retried_and_groups_and_streams_created_per_account_
         assert_eq!(group, &format!("/cloudtrail/{acct}"));
         assert_eq!(stream, &format!("{acct}_CloudTrail_{region}"));
     }
+    assert!(
+        proxy
+            .calls_of("CreateLogGroup")
+            .iter()
+            .any(|c| c.status == 400),
+        "the denied group creation was tried"
+    );
     // No DescribeLogStreams per batch: the sink never lists streams.
     assert!(proxy.calls_of("DescribeLogStreams").is_empty());
 }
