@@ -5,13 +5,21 @@
 pub mod cloudwatch_logs;
 pub mod console;
 pub mod driver;
+pub mod elasticsearch;
 pub mod encoding;
 pub mod eventbridge;
 pub mod file;
+pub mod http;
+pub mod http_client;
 pub mod partition;
 pub mod repair;
 pub mod s3;
+pub mod secret;
+pub mod splunk_hec;
+pub mod syslog;
+pub mod syslog_format;
 pub mod template;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +59,24 @@ pub enum SinkConfig {
     S3(Box<s3::S3SinkConfig>),
     CloudWatchLogs(Box<cloudwatch_logs::CloudWatchLogsSinkConfig>),
     EventBridge(Box<eventbridge::EventBridgeSinkConfig>),
+    Http(Box<http::HttpSinkConfig>),
+    SplunkHec(Box<splunk_hec::SplunkHecSinkConfig>),
+    Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
+    Syslog(Box<syslog::SyslogSinkConfig>),
 }
 
 impl SinkConfig {
-    pub const KINDS: &'static [&'static str] =
-        &["file", "console", "s3", "cloudwatch_logs", "eventbridge"];
+    pub const KINDS: &'static [&'static str] = &[
+        "file",
+        "console",
+        "s3",
+        "cloudwatch_logs",
+        "eventbridge",
+        "http",
+        "splunk_hec",
+        "elasticsearch",
+        "syslog",
+    ];
 
     /// Batching, retry and concurrency defaults of each sink type.
     pub fn defaults(kind: &str) -> SinkCommon {
@@ -88,6 +109,24 @@ impl SinkConfig {
                 c.batch.timeout = Duration::from_secs(1);
                 c.concurrency = 4;
             }
+            "http" | "splunk_hec" => {
+                c.batch.max_events = 1000;
+                c.batch.max_bytes = 1_000_000;
+                c.batch.timeout = Duration::from_secs(1);
+                c.concurrency = 4;
+            }
+            "elasticsearch" => {
+                c.batch.max_events = 5000;
+                c.batch.max_bytes = 10 << 20;
+                c.batch.timeout = Duration::from_secs(1);
+                c.concurrency = 4;
+            }
+            "syslog" => {
+                // One connection, written in order.
+                c.batch.max_events = 1000;
+                c.batch.max_bytes = 1 << 20;
+                c.batch.timeout = Duration::from_millis(200);
+            }
             _ => {}
         }
         c
@@ -100,6 +139,10 @@ impl SinkConfig {
             "s3" => from_table(table).map(|c| Self::S3(Box::new(c))),
             "cloudwatch_logs" => from_table(table).map(|c| Self::CloudWatchLogs(Box::new(c))),
             "eventbridge" => from_table(table).map(|c| Self::EventBridge(Box::new(c))),
+            "http" => from_table(table).map(|c| Self::Http(Box::new(c))),
+            "splunk_hec" => from_table(table).map(|c| Self::SplunkHec(Box::new(c))),
+            "elasticsearch" => from_table(table).map(|c| Self::Elasticsearch(Box::new(c))),
+            "syslog" => from_table(table).map(|c| Self::Syslog(Box::new(c))),
             other => Err(FieldError::new(
                 &["type"],
                 format!(
@@ -117,6 +160,10 @@ impl SinkConfig {
             Self::S3(c) => c.check().err().into_iter().collect(),
             Self::CloudWatchLogs(c) => c.check().err().into_iter().collect(),
             Self::EventBridge(c) => c.check().err().into_iter().collect(),
+            Self::Http(c) => c.check().err().into_iter().collect(),
+            Self::SplunkHec(c) => c.check().err().into_iter().collect(),
+            Self::Elasticsearch(c) => c.check().err().into_iter().collect(),
+            Self::Syslog(c) => c.check().err().into_iter().collect(),
         }
     }
 
@@ -149,6 +196,22 @@ impl SinkConfig {
                     let client = c.access().eventbridge().await;
                     eventbridge::EventBridgeSink::new(n, c, client)
                 })
+            }
+            Self::Http(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move { c.build(&n) })
+            }
+            Self::SplunkHec(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move { c.build(&n) })
+            }
+            Self::Elasticsearch(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move { c.build(&n).await })
+            }
+            Self::Syslog(c) => {
+                let (c, n) = ((**c).clone(), name.clone());
+                spawn_with(name, rx, common, async move { c.build(&n) })
             }
             Self::Console(c) => tokio::spawn(driver::run(
                 name,
