@@ -16,6 +16,10 @@ apt_install() {
 # The unreadable-file test drops privileges with setpriv when run as root; gzip for zcat.
 need setpriv || apt_install util-linux
 need zcat || apt_install gzip
+# syslog tests: a real rsyslog (with its TLS driver) and openssl for a throwaway certificate.
+{ command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ]; } || apt_install rsyslog rsyslog-gnutls
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || apt_install rsyslog-gnutls
+need openssl || apt_install openssl
 # GNU time measures a child's peak RSS cleanly (tests and the benchmark).
 [ -x /usr/bin/time ] || apt_install time
 # AWS APIs: a real moto server (S3, SQS, ...) started by the tests on loopback.

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod http_server;
 pub mod measure;
 pub mod moto;
 pub mod proxy;
+pub mod rsyslog;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -12,5 +12,6 @@ mod eventbridge;
 mod s3_sink;
 mod s3_source;
 mod sqs;
+mod syslog;
 mod tail;
 mod validate;

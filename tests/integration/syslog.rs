@@ -1,0 +1,218 @@
+//! The syslog sink against a real rsyslog: TCP and TLS with octet counting, UDP with RFC 3164,
+//! CEF with newline framing, a receiver limit that must never mis-frame the stream, and a
+//! receiver restart in the middle of a run.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::corpus::{self, Gen};
+use crate::common::rsyslog::Rsyslog;
+use crate::common::*;
+
+/// A file source over `trail` into the given syslog sinks (`[sinks.NAME]` tables without
+/// `inputs`).
+fn syslog_pipeline(d: &Path, trail: &Path, sinks: &[(&str, String)]) -> PathBuf {
+    let mut text = format!(
+        "data_dir = \"{}\"\nshutdown_timeout = \"20s\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n",
+        toml_path(&d.join("data")),
+        toml_path(trail)
+    );
+    for (name, keys) in sinks {
+        text.push_str(&format!(
+            "[sinks.{name}]\ntype = \"syslog\"\ninputs = [\"trail\"]\nretry.initial_backoff = \"100ms\"\nretry.max_backoff = \"1s\"\n{keys}\n"
+        ));
+    }
+    let cfg = d.join("p.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn write_trail(trail: &Path, files: usize, records: usize, seed: u64) -> Vec<String> {
+    write_trail_under(trail, files, records, seed, usize::MAX)
+}
+
+/// As `write_trail`, keeping only records shorter than `max_len` bytes.
+fn write_trail_under(
+    trail: &Path,
+    files: usize,
+    records: usize,
+    seed: u64,
+    max_len: usize,
+) -> Vec<String> {
+    let mut g = Gen::new(seed);
+    let mut ids = Vec::new();
+    std::fs::create_dir_all(trail).unwrap();
+    for f in 0..files {
+        let recs: Vec<(String, String)> = (0..records)
+            .map(|_| g.record())
+            .filter(|(_, r)| r.len() < max_len)
+            .collect();
+        let doc = format!(
+            "{{\"Records\":[{}]}}",
+            recs.iter()
+                .map(|(_, r)| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        ids.extend(recs.into_iter().map(|(id, _)| id));
+        std::fs::write(
+            trail.join(format!("{seed}-{f}.json.gz")),
+            corpus::gzip(doc.as_bytes()),
+        )
+        .unwrap();
+    }
+    ids
+}
+
+/// eventIDs of received JSON messages; panics on anything unparseable (a mis-framed stream).
+fn received_ids(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("not an intact record ({e}): {}", &l[..l.len().min(200)])
+            });
+            event_id(&v)
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_and_tls_deliver_every_event_intact() {
+    let r = Rsyslog::start("256k");
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let ids = write_trail(&trail, 4, 500, 1);
+    let cfg = syslog_pipeline(
+        d.path(),
+        &trail,
+        &[
+            ("plain", format!("address = \"127.0.0.1:{}\"", r.tcp)),
+            (
+                "secure",
+                format!(
+                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"",
+                    r.tls,
+                    toml_path(&r.ca())
+                ),
+            ),
+        ],
+    );
+    run_once_ok(&cfg);
+    for input in ["tcp", "tls"] {
+        let got = r.wait_for(input, ids.len(), 20);
+        assert_same_ids(&received_ids(&got), &ids, input);
+    }
+}
+
+#[test]
+fn udp_rfc3164_and_cef_with_newline_framing() {
+    let r = Rsyslog::start("64k");
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    // UDP has no flow control: a modest number of datagrams of modest size (the receiver's
+    // socket buffer is raised to 16 MiB; a real receiver must be sized for its peak too).
+    let ids = write_trail_under(&trail, 1, 150, 2, 8000);
+    let cfg = syslog_pipeline(
+        d.path(),
+        &trail,
+        &[
+            (
+                "dgram",
+                format!(
+                    "address = \"127.0.0.1:{}\"\nprotocol = \"udp\"\nformat = \"rfc3164\"\nfacility = \"auth\"",
+                    r.udp
+                ),
+            ),
+            (
+                "arcsight",
+                format!(
+                    "address = \"127.0.0.1:{}\"\nformat = \"cef\"\nframing = \"newline\"",
+                    r.tcp
+                ),
+            ),
+        ],
+    );
+    run_once_ok(&cfg);
+    let got = r.wait_for("udp", ids.len(), 20);
+    assert_same_ids(&received_ids(&got), &ids, "udp");
+    let cef = r.wait_for("tcp", ids.len(), 20);
+    let mut cef_ids = Vec::new();
+    for line in &cef {
+        assert!(line.starts_with("CEF:0|AWS|CloudTrail|"), "{line}");
+        let id = line
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix("externalId="))
+            .unwrap_or_else(|| panic!("no externalId in {line}"));
+        cef_ids.push(id.to_string());
+        assert!(line.contains("outcome="), "{line}");
+    }
+    assert_same_ids(&cef_ids, &ids, "cef");
+}
+
+#[test]
+fn a_message_over_the_receivers_limit_fails_alone_and_never_misframes() {
+    // rsyslog's default limit: 8 KiB.
+    let r = Rsyslog::start("8k");
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    // Records well under the limit (the corpus has a long tail of large ones).
+    let ids = write_trail_under(&trail.join("ok"), 2, 300, 3, 7000);
+    let big = format!(
+        r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"2026-11-29T10:00:00Z","eventID":"too-big","requestParameters":{{"policy":"{}"}}}}]}}"#,
+        "x".repeat(12_000)
+    );
+    std::fs::create_dir_all(trail.join("big")).unwrap();
+    std::fs::write(trail.join("big/0.json"), big).unwrap();
+    let cfg = syslog_pipeline(
+        d.path(),
+        &trail,
+        &[(
+            "siem",
+            format!(
+                "address = \"127.0.0.1:{}\"\nmax_message_size = \"8KiB\"",
+                r.tcp
+            ),
+        )],
+    );
+    let o = run_once(&cfg);
+    expect_code(&o, 3);
+    assert!(
+        logs(&o.stderr).iter().any(|l| l["event_id"] == "too-big"
+            && l["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("over max_message_size"))),
+        "the oversized event is reported with its reason"
+    );
+    let got = r.wait_for("tcp", ids.len(), 20);
+    assert_same_ids(&received_ids(&got), &ids, "every other event, intact");
+}
+
+#[test]
+fn reconnects_when_the_receiver_restarts_and_loses_nothing() {
+    let mut r = Rsyslog::start("256k");
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let mut ids = write_trail(&trail, 1, 400, 4);
+    let cfg = syslog_pipeline(
+        d.path(),
+        &trail,
+        &[("siem", format!("address = \"127.0.0.1:{}\"", r.tcp))],
+    );
+    let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
+    let first = r.wait_for("tcp", ids.len(), 30);
+    assert_eq!(first.len(), ids.len(), "first file delivered");
+    // The receiver goes away (the connection stays open on our side), new events arrive, then
+    // it comes back on the same port.
+    r.stop();
+    ids.extend(write_trail(&trail, 1, 400, 5));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    r.restart();
+    let got = r.wait_for("tcp", ids.len(), 60);
+    signal(&p, libc::SIGTERM);
+    assert!(wait_exit(&mut p, 30).success());
+    let extra = assert_at_least_once(&received_ids(&got), &ids, 400, "across a receiver restart");
+    println!(
+        "measured: {} events, receiver restarted once, {extra} delivered twice",
+        ids.len()
+    );
+}
