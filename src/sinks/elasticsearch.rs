@@ -101,14 +101,7 @@ impl ElasticsearchSinkConfig {
         self.endpoints
             .iter()
             .map(|e| {
-                let mut u = reqwest::Url::parse(e)
-                    .map_err(|err| FieldError::new(&["endpoints"], format!("{e:?}: {err}")))?;
-                if u.scheme() != "http" && u.scheme() != "https" {
-                    return Err(FieldError::new(
-                        &["endpoints"],
-                        format!("{e:?}: not http(s)"),
-                    ));
-                }
+                let mut u = http_client::http_url("endpoints", e)?;
                 if !u.path().ends_with('/') {
                     let p = format!("{}/", u.path());
                     u.set_path(&p);

@@ -100,14 +100,7 @@ pub struct HttpSinkConfig {
 
 impl HttpSinkConfig {
     pub fn check(&self) -> Result<(), FieldError> {
-        let u = reqwest::Url::parse(&self.uri)
-            .map_err(|e| FieldError::new(&["uri"], format!("{:?}: {e}", self.uri)))?;
-        if u.scheme() != "http" && u.scheme() != "https" {
-            return Err(FieldError::new(
-                &["uri"],
-                "must be an http:// or https:// URL",
-            ));
-        }
+        http_client::http_url("uri", &self.uri)?;
         for (k, v) in &self.headers {
             HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| FieldError::new(&["headers", k], "not a valid header name"))?;

@@ -18,6 +18,19 @@ pub fn d_request_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// An `http://` or `https://` URL from the config key `key`.
+pub fn http_url(key: &str, s: &str) -> Result<reqwest::Url, crate::config::FieldError> {
+    use crate::config::FieldError;
+    let u = reqwest::Url::parse(s).map_err(|e| FieldError::new(&[key], format!("{s:?}: {e}")))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(FieldError::new(
+            &[key],
+            format!("{s:?}: must be an http:// or https:// URL"),
+        ));
+    }
+    Ok(u)
+}
+
 /// The client of one sink.
 pub fn client(
     sink: &str,

@@ -66,15 +66,7 @@ pub struct SplunkHecSinkConfig {
 
 impl SplunkHecSinkConfig {
     fn base(&self) -> Result<reqwest::Url, FieldError> {
-        let u = reqwest::Url::parse(&self.endpoint)
-            .map_err(|e| FieldError::new(&["endpoint"], format!("{:?}: {e}", self.endpoint)))?;
-        if u.scheme() != "http" && u.scheme() != "https" {
-            return Err(FieldError::new(
-                &["endpoint"],
-                "must be an http:// or https:// URL",
-            ));
-        }
-        Ok(u)
+        http_client::http_url("endpoint", &self.endpoint)
     }
 
     pub fn check(&self) -> Result<(), FieldError> {

@@ -290,3 +290,57 @@ pub fn write_corpus(dir: &Path, files: usize, records: usize, seed: u64) -> (Vec
     }
     (ids, bytes)
 }
+
+/// Write `files` gzip `{"Records":[...]}` documents of `records` records each into `dir` (named
+/// `SEED-N.json.gz`), keeping only records shorter than `max_len` bytes. Returns the written
+/// records as (eventID, JSON).
+pub fn write_documents(
+    dir: &Path,
+    files: usize,
+    records: usize,
+    seed: u64,
+    max_len: usize,
+) -> Vec<(String, String)> {
+    let mut g = Gen::new(seed);
+    let mut out = Vec::new();
+    std::fs::create_dir_all(dir).expect("corpus dir");
+    for f in 0..files {
+        let recs: Vec<(String, String)> = (0..records)
+            .map(|_| g.record())
+            .filter(|(_, r)| r.len() < max_len)
+            .collect();
+        let doc = format!(
+            "{{\"Records\":[{}]}}",
+            recs.iter()
+                .map(|(_, r)| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        std::fs::write(
+            dir.join(format!("{seed}-{f}.json.gz")),
+            gzip(doc.as_bytes()),
+        )
+        .expect("corpus file");
+        out.extend(recs);
+    }
+    out
+}
+
+/// The eventIDs of records.
+pub fn ids(records: &[(String, String)]) -> Vec<String> {
+    records.iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// A plain document at `path` holding one minimal record with this eventID.
+pub fn write_one(path: &Path, event_id: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("corpus dir");
+    }
+    std::fs::write(
+        path,
+        format!(
+            r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"2026-11-29T10:00:00Z","eventID":"{event_id}"}}]}}"#
+        ),
+    )
+    .expect("corpus file");
+}

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::convert::Infallible;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +62,35 @@ impl Reply {
 
 pub type Handler = Arc<dyn Fn(&Served) -> Reply + Send + Sync>;
 
+/// Accept connections on a free loopback port and answer each request with `handle`.
+/// Returns the base URL and the accepting task.
+pub async fn serve<F, Fut>(handle: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let h = h.clone();
+                    async move { Ok::<_, Infallible>(h(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (url, task)
+}
+
 pub struct Server {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Served>>>,
@@ -71,65 +99,46 @@ pub struct Server {
 
 impl Server {
     pub async fn start(handler: Handler) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<Served>>> = Arc::default();
         let log = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
+        let (url, task) = serve(move |req: Request<hyper::body::Incoming>| {
+            let (h, log) = (handler.clone(), log.clone());
+            async move {
+                let (parts, body) = req.into_parts();
+                let raw = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let gzip = parts
+                    .headers
+                    .get("content-encoding")
+                    .is_some_and(|v| v.as_bytes() == b"gzip");
+                let served = Served {
+                    method: parts.method.to_string(),
+                    uri: parts.uri.to_string(),
+                    headers: parts.headers,
+                    body: if gzip {
+                        super::gunzip(&raw)
+                    } else {
+                        raw.to_vec()
+                    },
+                    gzip,
+                    at: Instant::now(),
                 };
-                let (h, log) = (handler.clone(), log.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (h, log) = (h.clone(), log.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let raw = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let gzip = parts
-                                .headers
-                                .get("content-encoding")
-                                .is_some_and(|v| v.as_bytes() == b"gzip");
-                            let body = if gzip {
-                                let mut out = Vec::new();
-                                flate2::read::MultiGzDecoder::new(&raw[..])
-                                    .read_to_end(&mut out)
-                                    .unwrap();
-                                out
-                            } else {
-                                raw.to_vec()
-                            };
-                            let served = Served {
-                                method: parts.method.to_string(),
-                                uri: parts.uri.to_string(),
-                                headers: parts.headers,
-                                body,
-                                gzip,
-                                at: Instant::now(),
-                            };
-                            let reply = h(&served);
-                            log.lock().unwrap().push(served);
-                            if !reply.delay.is_zero() {
-                                tokio::time::sleep(reply.delay).await;
-                            }
-                            let mut b = Response::builder().status(reply.status);
-                            for (k, v) in &reply.headers {
-                                b = b.header(k, v);
-                            }
-                            Ok::<_, Infallible>(b.body(Full::new(Bytes::from(reply.body))).unwrap())
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                let reply = h(&served);
+                log.lock().unwrap().push(served);
+                if !reply.delay.is_zero() {
+                    tokio::time::sleep(reply.delay).await;
+                }
+                let mut b = Response::builder().status(reply.status);
+                for (k, v) in &reply.headers {
+                    b = b.header(k, v);
+                }
+                b.body(Full::new(Bytes::from(reply.body))).unwrap()
             }
-        });
+        })
+        .await;
         Server {
             url,
             requests,

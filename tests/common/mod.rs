@@ -52,14 +52,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Decompress (possibly several) gzip members.
+pub fn gunzip(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 pub fn read_maybe_gz(p: &Path) -> Vec<u8> {
     let raw = std::fs::read(p).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        gunzip(&raw)
     } else {
         raw
     }

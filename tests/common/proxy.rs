@@ -4,13 +4,11 @@
 //! service errors) or change what is forwarded and what comes back (per-entry failures).
 #![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -54,28 +52,14 @@ pub fn aws_error(status: u16, kind: &str, message: &str) -> Action {
 impl Proxy {
     /// Listen on a free loopback port and forward to `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str, hook: Hook) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_string();
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
         let log = calls.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (hook, up, log) = (hook.clone(), upstream.clone(), log.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let (hook, up, log) = (hook.clone(), up.clone(), log.clone());
-                        async move { Ok::<_, Infallible>(handle(req, &hook, &up, &log).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let (endpoint, task) = super::http_server::serve(move |req| {
+            let (hook, up, log) = (hook.clone(), upstream.clone(), log.clone());
+            async move { handle(req, &hook, &up, &log).await }
+        })
+        .await;
         Proxy {
             endpoint,
             calls,

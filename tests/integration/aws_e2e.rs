@@ -58,8 +58,7 @@ async fn bucket_to_queue_to_cloudwatch_logs_and_s3() {
     assert_same_ids(&in_logs, &ids, "CloudWatch Logs");
     let mut in_s3 = Vec::new();
     for (_, body) in crate::s3_sink::objects(&m).await {
-        let doc: serde_json::Value =
-            serde_json::from_slice(&crate::s3_sink::gunzip(&body)).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&gunzip(&body)).unwrap();
         in_s3.extend(doc["Records"].as_array().unwrap().iter().map(event_id));
     }
     assert_same_ids(&in_s3, &ids, "S3 archive");

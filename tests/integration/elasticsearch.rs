@@ -101,30 +101,16 @@ async fn bulk_items_retried_alone_conflicts_count_as_delivered_mapping_errors_fa
     let server = Server::start(bulk(state.clone())).await;
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
-    std::fs::create_dir_all(trail.join("bad")).unwrap();
-    let mut g = Gen::new(12);
-    let mut ids = Vec::new();
-    let mut times = HashMap::new();
-    for f in 0..3 {
-        let (fids, doc) = g.document(400);
-        for r in serde_json::from_str::<Value>(&doc).unwrap()["Records"]
-            .as_array()
-            .unwrap()
-        {
-            times.insert(event_id(r), r["eventTime"].as_str().unwrap().to_string());
-        }
-        ids.extend(fids);
-        std::fs::write(
-            trail.join(format!("{f}.json.gz")),
-            corpus::gzip(doc.as_bytes()),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        trail.join("bad/0.json"),
-        format!(r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"2026-11-29T10:00:00Z","eventID":"{UNMAPPABLE}"}}]}}"#),
-    )
-    .unwrap();
+    let records = corpus::write_documents(&trail, 3, 400, 12, usize::MAX);
+    let ids = corpus::ids(&records);
+    let times: HashMap<String, String> = records
+        .iter()
+        .map(|(id, r)| {
+            let v: Value = serde_json::from_str(r).unwrap();
+            (id.clone(), v["eventTime"].as_str().unwrap().to_string())
+        })
+        .collect();
+    corpus::write_one(&trail.join("bad/0.json"), UNMAPPABLE);
     // Some events are already in the index (delivered before a crash): 409, delivered.
     {
         let mut s = state.lock().unwrap();

@@ -1,7 +1,6 @@
 //! The S3 sink against a real moto server: CloudTrail's own layout and format by default,
 //! objects never mixing accounts or regions, encryption headers, multipart uploads.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::common::moto::Moto;
@@ -30,14 +29,6 @@ pub(crate) async fn objects(m: &Moto) -> Vec<(String, Vec<u8>)> {
             .to_vec();
         out.push((key, body));
     }
-    out
-}
-
-pub(crate) fn gunzip(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(b)
-        .read_to_end(&mut out)
-        .unwrap();
     out
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::corpus::{self, Gen};
+use crate::common::corpus;
 use crate::common::http_server::{Handler, Reply, Served, Server};
 use crate::common::*;
 
@@ -107,23 +107,8 @@ async fn busy_invalid_events_and_acknowledgement_as_hec_documents_them() {
     let server = Server::start(hec(state.clone())).await;
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
-    std::fs::create_dir_all(trail.join("bad")).unwrap();
-    let mut g = Gen::new(11);
-    let mut ids = Vec::new();
-    for f in 0..3 {
-        let (fids, doc) = g.document(400);
-        ids.extend(fids);
-        std::fs::write(
-            trail.join(format!("{f}.json.gz")),
-            corpus::gzip(doc.as_bytes()),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        trail.join("bad/0.json"),
-        format!(r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"2026-11-29T10:00:00Z","eventID":"{INVALID}"}}]}}"#),
-    )
-    .unwrap();
+    let ids = corpus::ids(&corpus::write_documents(&trail, 3, 400, 11, usize::MAX));
+    corpus::write_one(&trail.join("bad/0.json"), INVALID);
     let token_file = d.path().join("hec.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let cfg = d.path().join("p.toml");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::corpus::{self, Gen};
+use crate::common::corpus;
 use crate::common::rsyslog::Rsyslog;
 use crate::common::*;
 
@@ -27,10 +27,15 @@ fn syslog_pipeline(d: &Path, trail: &Path, sinks: &[(&str, String)]) -> PathBuf 
 }
 
 fn write_trail(trail: &Path, files: usize, records: usize, seed: u64) -> Vec<String> {
-    write_trail_under(trail, files, records, seed, usize::MAX)
+    corpus::ids(&corpus::write_documents(
+        trail,
+        files,
+        records,
+        seed,
+        usize::MAX,
+    ))
 }
 
-/// As `write_trail`, keeping only records shorter than `max_len` bytes.
 fn write_trail_under(
     trail: &Path,
     files: usize,
@@ -38,29 +43,9 @@ fn write_trail_under(
     seed: u64,
     max_len: usize,
 ) -> Vec<String> {
-    let mut g = Gen::new(seed);
-    let mut ids = Vec::new();
-    std::fs::create_dir_all(trail).unwrap();
-    for f in 0..files {
-        let recs: Vec<(String, String)> = (0..records)
-            .map(|_| g.record())
-            .filter(|(_, r)| r.len() < max_len)
-            .collect();
-        let doc = format!(
-            "{{\"Records\":[{}]}}",
-            recs.iter()
-                .map(|(_, r)| r.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        ids.extend(recs.into_iter().map(|(id, _)| id));
-        std::fs::write(
-            trail.join(format!("{seed}-{f}.json.gz")),
-            corpus::gzip(doc.as_bytes()),
-        )
-        .unwrap();
-    }
-    ids
+    corpus::ids(&corpus::write_documents(
+        trail, files, records, seed, max_len,
+    ))
 }
 
 /// eventIDs of received JSON messages; panics on anything unparseable (a mis-framed stream).
