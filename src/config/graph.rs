@@ -138,6 +138,51 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             ));
         }
     }
+    // Dead letters: another sink, no cycles; a sink without inputs must be someone's.
+    let dead_letter_of = |n: &str| cfg.sinks.get(n).and_then(|s| s.common.dead_letter.clone());
+    for (name, sink) in &cfg.sinks {
+        if let Some(target) = &sink.common.dead_letter {
+            if target == name {
+                errs.push(FieldError::new(
+                    &["sinks", name, "dead_letter"],
+                    "a sink cannot be its own dead_letter",
+                ));
+            } else if !cfg.sinks.contains_key(target) {
+                errs.push(FieldError::new(
+                    &["sinks", name, "dead_letter"],
+                    format!("`{target}` names no sink"),
+                ));
+            } else {
+                let mut chain = vec![name.clone()];
+                let mut at = target.clone();
+                loop {
+                    if chain.contains(&at) {
+                        errs.push(FieldError::new(
+                            &["sinks", name, "dead_letter"],
+                            format!("dead_letter cycle: {} -> {at}", chain.join(" -> ")),
+                        ));
+                        break;
+                    }
+                    chain.push(at.clone());
+                    match dead_letter_of(&at) {
+                        Some(next) => at = next,
+                        None => break,
+                    }
+                }
+            }
+        }
+        if sink.inputs.is_empty()
+            && !cfg
+                .sinks
+                .values()
+                .any(|s| s.common.dead_letter.as_deref() == Some(name.as_str()))
+        {
+            errs.push(FieldError::new(
+                &["sinks", name],
+                "missing key `inputs` (only a sink named as another's dead_letter may have none)",
+            ));
+        }
+    }
     // Cycles among transforms.
     fn visit<'a>(
         n: &'a str,

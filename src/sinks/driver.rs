@@ -86,6 +86,10 @@ pub struct SinkCommon {
     pub batch: BatchConfig,
     pub retry: RetryConfig,
     pub concurrency: usize,
+    /// The sink that receives this sink's permanently failed events (`dead_letter = "NAME"`).
+    pub dead_letter: Option<String>,
+    /// Its input, filled in when the pipeline starts.
+    pub dead_letter_tx: Option<mpsc::Sender<Batch>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -138,6 +142,16 @@ impl SinkCommon {
         c.retry.max_backoff = r.max_backoff.unwrap_or(c.retry.max_backoff);
         c.retry.max_retries = r.max_retries.or(c.retry.max_retries);
         c.retry.max_duration = r.max_duration.unwrap_or(c.retry.max_duration);
+        match table.remove("dead_letter") {
+            None => {}
+            Some(toml::Value::String(n)) => c.dead_letter = Some(n),
+            Some(_) => {
+                return Err(FieldError::new(
+                    &["dead_letter"],
+                    "`dead_letter` must name a sink",
+                ));
+            }
+        }
         match table.remove("concurrency") {
             None => {}
             Some(toml::Value::Integer(n)) if (1..=1024).contains(&n) => c.concurrency = n as usize,
@@ -179,6 +193,8 @@ impl Default for SinkCommon {
                 max_duration: Duration::from_secs(15 * 60),
             },
             concurrency: 1,
+            dead_letter: None,
+            dead_letter_tx: None,
         }
     }
 }
@@ -195,7 +211,21 @@ pub async fn run<S: SinkService>(
     let mut cur: Vec<Event> = Vec::new();
     let mut cur_bytes: u64 = 0;
     let mut deadline: Option<Instant> = None;
-    let retry = Arc::new(common.retry.clone());
+    let ctx = Arc::new(Ctx {
+        name: name.clone(),
+        retry: common.retry.clone(),
+        dead_letter: common
+            .dead_letter
+            .clone()
+            .zip(common.dead_letter_tx.clone()),
+    });
+    let launch = |inflight: &mut JoinSet<()>, permit, events| {
+        let (c, s) = (ctx.clone(), svc.clone());
+        inflight.spawn(async move {
+            deliver(&c, &*s, events).await;
+            drop(permit);
+        });
+    };
     loop {
         let full = cur.len() >= common.batch.max_events || cur_bytes >= common.batch.max_bytes;
         let expired = deadline.is_some_and(|d| Instant::now() >= d);
@@ -207,11 +237,7 @@ pub async fn run<S: SinkService>(
             if cur.is_empty() {
                 deadline = None;
             }
-            let (n, s, r) = (name.clone(), svc.clone(), retry.clone());
-            inflight.spawn(async move {
-                deliver(&n, &*s, events, &r).await;
-                drop(permit);
-            });
+            launch(&mut inflight, permit, events);
             continue;
         }
         tokio::select! {
@@ -236,11 +262,7 @@ pub async fn run<S: SinkService>(
         let Ok(permit) = sem.clone().acquire_owned().await else {
             break;
         };
-        let (n, s, r) = (name.clone(), svc.clone(), retry.clone());
-        inflight.spawn(async move {
-            deliver(&n, &*s, events, &r).await;
-            drop(permit);
-        });
+        launch(&mut inflight, permit, events);
     }
     while inflight.join_next().await.is_some() {}
     svc.finish().await;
@@ -268,22 +290,106 @@ fn take_batch(cur: &mut Vec<Event>, cur_bytes: &mut u64, cfg: &BatchConfig) -> V
 }
 
 /// Permanently rejected events of one batch logged one by one; the rest are summed up.
-const LOGGED_REJECTIONS: u64 = 5;
+const LOGGED_REJECTIONS: usize = 5;
 
-/// Acknowledge (delivered) or fail every event of a batch, and count them.
-fn resolve_all(name: &str, events: Vec<Event>, delivered: bool) {
-    let counter = if delivered {
-        "events_sent_total"
-    } else {
-        "events_failed_total"
-    };
-    telemetry::add(counter, &[("component", name)], events.len() as u64);
-    let resolve = if delivered { Event::ack } else { Event::fail };
-    events.into_iter().for_each(resolve);
+/// What delivering a batch needs besides the sink.
+struct Ctx {
+    name: Arc<str>,
+    retry: RetryConfig,
+    /// The dead-letter sink's name and input.
+    dead_letter: Option<(String, mpsc::Sender<Batch>)>,
 }
 
-/// Deliver one batch: retry what is retryable, ack what was delivered, fail the rest.
-async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, retry: &RetryConfig) {
+/// The event with its failure attached, for a dead-letter sink: the original record with a
+/// leading `trailship_dead_letter` object (sink, error, time, attempts), so it stays a
+/// CloudTrail record that templates and filters read as before. It carries the original's
+/// acknowledgement share: the unit is committed once the dead-letter sink delivers it.
+fn dead_letter_event(e: Event, sink: &str, error: &str, attempts: usize) -> Event {
+    let meta = serde_json::json!({
+        "sink": sink,
+        "error": error,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "attempts": attempts,
+    });
+    let raw = &e.data.raw;
+    let mut out = Vec::with_capacity(raw.len() + 256);
+    out.extend_from_slice(b"{\"trailship_dead_letter\":");
+    out.extend_from_slice(meta.to_string().as_bytes());
+    match raw.first() {
+        Some(b'{') if raw.get(1) == Some(&b'}') => out.push(b'}'),
+        Some(b'{') => {
+            out.push(b',');
+            out.extend_from_slice(&raw[1..]);
+        }
+        _ => {
+            out.extend_from_slice(b",\"record\":");
+            out.extend_from_slice(raw);
+            out.push(b'}');
+        }
+    }
+    let raw = bytes::Bytes::from(out);
+    let header = crate::event::parse_header(&raw).unwrap_or_default();
+    Event {
+        data: crate::event::EventData {
+            raw,
+            header,
+            origin: e.data.origin.clone(),
+        },
+        ack: e.ack,
+    }
+}
+
+/// Events this sink gave up on, with why: to the dead-letter sink when there is one (they
+/// count as delivered once it delivers them), else failed (their units are not committed).
+async fn give_up(ctx: &Ctx, failed: Vec<(Event, String)>, attempts: usize, what: &str) {
+    if failed.is_empty() {
+        return;
+    }
+    let name: &str = &ctx.name;
+    let n = failed.len();
+    let target = ctx.dead_letter.as_ref().map(|(t, _)| t.as_str());
+    for (e, m) in failed.iter().take(LOGGED_REJECTIONS) {
+        let next = match target {
+            Some(t) => format!("sent to the dead-letter sink `{t}`"),
+            None => "its unit will not be committed and will be read again later".into(),
+        };
+        tracing::error!(sink = name, event_id = e.data.event_id().unwrap_or("-"), origin = %e.data.origin.location, attempts, error = %m, "{what}; {next}");
+    }
+    if n > LOGGED_REJECTIONS {
+        tracing::error!(
+            sink = name,
+            more = n - LOGGED_REJECTIONS,
+            dead_letter = target.unwrap_or("-"),
+            "more events of this batch failed for good"
+        );
+    }
+    match &ctx.dead_letter {
+        Some((target, tx)) => {
+            telemetry::add(
+                "events_dead_lettered_total",
+                &[("component", name)],
+                n as u64,
+            );
+            let batch = failed
+                .into_iter()
+                .map(|(e, m)| dead_letter_event(e, name, &m, attempts))
+                .collect();
+            // A closed dead-letter input drops the batch: its shares fail, nothing is lost.
+            if tx.send(batch).await.is_err() {
+                tracing::error!(sink = name, dead_letter = %target, "the dead-letter sink is gone; the events' units will not be committed");
+            }
+        }
+        None => {
+            telemetry::add("events_failed_total", &[("component", name)], n as u64);
+            failed.into_iter().for_each(|(e, _)| e.fail());
+        }
+    }
+}
+
+/// Deliver one batch: retry what is retryable, ack what was delivered, give up on the rest.
+async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
+    let name: &str = &ctx.name;
+    let retry = &ctx.retry;
     let start = Instant::now();
     let mut backoff = backon::ExponentialBuilder::default()
         .with_min_delay(retry.initial_backoff)
@@ -295,7 +401,15 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
     loop {
         attempt += 1;
         let (err, retry_after) = match svc.send(&events).await {
-            Ok(errors) if errors.is_empty() => return resolve_all(name, events, true),
+            Ok(errors) if errors.is_empty() => {
+                telemetry::add(
+                    "events_sent_total",
+                    &[("component", name)],
+                    events.len() as u64,
+                );
+                events.into_iter().for_each(Event::ack);
+                return;
+            }
             Ok(errors) => {
                 // Split: delivered, permanently failed, to retry.
                 let mut status: Vec<Option<SendError>> = vec![None; events.len()];
@@ -305,23 +419,17 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                     }
                 }
                 let mut again = Vec::new();
+                let mut failed = Vec::new();
                 let mut first_err = None;
                 let mut after = None;
-                let (mut sent, mut failed) = (0u64, 0u64);
+                let mut sent = 0u64;
                 for (e, st) in events.into_iter().zip(status) {
                     match st {
                         None => {
                             sent += 1;
                             e.ack();
                         }
-                        Some(SendError::Permanent(m)) => {
-                            failed += 1;
-                            // The first few one by one, the rest in one line per batch.
-                            if failed <= LOGGED_REJECTIONS {
-                                tracing::error!(sink = name, event_id = e.data.event_id().unwrap_or("-"), origin = %e.data.origin.location, error = %m, "event rejected permanently; its unit will not be committed and will be read again later");
-                            }
-                            e.fail();
-                        }
+                        Some(SendError::Permanent(m)) => failed.push((e, m)),
                         Some(err @ SendError::Retryable { .. }) => {
                             if let SendError::Retryable {
                                 retry_after: Some(d),
@@ -335,15 +443,8 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                         }
                     }
                 }
-                if failed > LOGGED_REJECTIONS {
-                    tracing::error!(
-                        sink = name,
-                        more = failed - LOGGED_REJECTIONS,
-                        "more events of this batch rejected permanently; their units will not be committed"
-                    );
-                }
                 telemetry::add("events_sent_total", &[("component", name)], sent);
-                telemetry::add("events_failed_total", &[("component", name)], failed);
+                give_up(ctx, failed, attempt, "event rejected permanently").await;
                 events = again;
                 match first_err {
                     None => return,
@@ -351,8 +452,8 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
                 }
             }
             Err(SendError::Permanent(m)) => {
-                tracing::error!(sink = name, events = events.len(), error = %m, "batch rejected permanently; its units will not be committed and will be read again later");
-                return resolve_all(name, events, false);
+                let failed = events.into_iter().map(|e| (e, m.clone())).collect();
+                return give_up(ctx, failed, attempt, "batch rejected permanently").await;
             }
             Err(e @ SendError::Retryable { .. }) => {
                 let after = match &e {
@@ -368,14 +469,9 @@ async fn deliver<S: SinkService>(name: &str, svc: &S, mut events: Vec<Event>, re
         let out_of_attempts = retry.max_retries.is_some_and(|m| attempt > m);
         let out_of_time = start.elapsed() + delay > retry.max_duration;
         if out_of_attempts || out_of_time {
-            tracing::error!(
-                sink = name,
-                events = events.len(),
-                attempts = attempt,
-                error = err.message(),
-                "giving up after retries; the units of these events will not be committed and will be read again later"
-            );
-            return resolve_all(name, events, false);
+            let m = format!("giving up after {attempt} attempts: {}", err.message());
+            let failed = events.into_iter().map(|e| (e, m.clone())).collect();
+            return give_up(ctx, failed, attempt, "giving up after retries").await;
         }
         telemetry::count("sink_retries_total", &[("component", name)]);
         tracing::warn!(

@@ -91,9 +91,14 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
         .iter()
         .map(|(n, t)| (n, &t.inputs))
         .chain(cfg.sinks.iter().map(|(n, s)| (n, &s.inputs)));
+    // Each sink's own input, for the sinks that name it as their dead_letter.
+    let mut sink_inputs: BTreeMap<String, mpsc::Sender<Batch>> = BTreeMap::new();
     for (name, inputs) in consumers {
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
         receivers.insert(name.clone(), rx);
+        if cfg.sinks.contains_key(name) {
+            sink_inputs.insert(name.clone(), tx.clone());
+        }
         for input in inputs {
             let node = resolve(cfg, input)?;
             let list = senders.entry(node).or_default();
@@ -120,12 +125,23 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
         let rx = receivers
             .remove(name)
             .ok_or_else(|| format!("sink {name}: no input channel"))?;
+        let mut common = s.common.clone();
+        if let Some(target) = &common.dead_letter {
+            common.dead_letter_tx = Some(
+                sink_inputs
+                    .get(target)
+                    .cloned()
+                    .ok_or_else(|| format!("sink {name}: dead_letter `{target}` is no sink"))?,
+            );
+        }
         others.push(
             s.config
-                .spawn(name.as_str().into(), rx, s.common.clone())
+                .spawn(name.as_str().into(), rx, common)
                 .map_err(|e| format!("sink {name}: {}", e.message))?,
         );
     }
+    // Only the sinks that dead-letter into a sink hold its input now: it closes after them.
+    drop(sink_inputs);
     for (name, t) in &cfg.transforms {
         let rx = receivers
             .remove(name)

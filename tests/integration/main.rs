@@ -6,6 +6,7 @@ mod common;
 mod aws_e2e;
 mod bad_input;
 mod cloudwatch_logs;
+mod dead_letter;
 mod delivery;
 mod e2e;
 mod elasticsearch;

@@ -1,0 +1,194 @@
+//! Dead letters: events a sink gives up on (refused for good, or out of retries) go to the sink
+//! it names in `dead_letter`, with the error attached, and then count as delivered; when the
+//! dead-letter sink fails too, the unit is not committed.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::common::corpus;
+use crate::common::http_server::{Reply, Served, Server};
+use crate::common::*;
+
+const REFUSED: &str = "refused-by-the-collector";
+
+fn pipeline(
+    d: &std::path::Path,
+    url: &str,
+    extra: &str,
+    dlq_path: &std::path::Path,
+    dlq_extra: &str,
+) -> std::path::PathBuf {
+    let cfg = d.join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{data}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{trail}/**/*\"]\n\
+             [sinks.collector]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"{url}/in\"\ndead_letter = \"rejected\"\nbatch.max_events = 1\nretry.initial_backoff = \"20ms\"\nretry.max_backoff = \"50ms\"\n{extra}\n\
+             [sinks.rejected]\ntype = \"file\"\npath = \"{dlq}\"\n{dlq_extra}\n",
+            data = toml_path(&d.join("data")),
+            trail = toml_path(&d.join("trail")),
+            dlq = toml_path(dlq_path),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn dead_letters(p: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_events_go_to_the_dead_letter_sink_and_their_units_commit() {
+    let server = Server::start(Arc::new(|r: &Served| {
+        if String::from_utf8_lossy(&r.body).contains(REFUSED) {
+            Reply::json(
+                400,
+                json!({"error": "field [requestParameters] cannot be parsed"}),
+            )
+        } else {
+            Reply::json(200, json!({"ok": true}))
+        }
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    let ids = corpus::ids(&corpus::write_documents(
+        &d.path().join("trail"),
+        2,
+        20,
+        21,
+        usize::MAX,
+    ));
+    corpus::write_one(&d.path().join("trail/bad/0.json"), REFUSED);
+    let dlq = d.path().join("dead-letters.ndjson");
+    let cfg = pipeline(d.path(), &server.url, "", &dlq, "");
+    let o = run_once_ok(&cfg);
+    let letters = dead_letters(&dlq);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let l = &letters[0];
+    assert_eq!(
+        l["eventID"], REFUSED,
+        "the original record, with the failure added"
+    );
+    assert_eq!(l["trailship_dead_letter"]["sink"], "collector");
+    assert_eq!(l["trailship_dead_letter"]["attempts"], 1);
+    let err = l["trailship_dead_letter"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("answered HTTP 400") && err.contains("cannot be parsed"),
+        "{err}"
+    );
+    assert!(
+        l["trailship_dead_letter"]["time"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let delivered: Vec<String> = server
+        .requests_to("/in")
+        .iter()
+        .filter(|r| !String::from_utf8_lossy(&r.body).contains(REFUSED))
+        .map(|r| event_id(&serde_json::from_slice(&r.body).unwrap()))
+        .collect();
+    assert_same_ids(&delivered, &ids, "the others delivered");
+    let c = counters(&o.stderr);
+    assert_eq!(
+        c.get("events_dead_lettered_total{component=\"collector\"}"),
+        Some(&1)
+    );
+    // Committed: a second run reads nothing again.
+    let before = server.requests.lock().unwrap().len();
+    run_once_ok(&cfg);
+    assert_eq!(server.requests.lock().unwrap().len(), before);
+    assert_eq!(dead_letters(&dlq).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_out_of_retries_go_to_the_dead_letter_sink() {
+    let server = Server::start(Arc::new(|_r: &Served| {
+        Reply::json(503, json!({"error": "down"}))
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    let ids = corpus::ids(&corpus::write_documents(
+        &d.path().join("trail"),
+        1,
+        5,
+        22,
+        usize::MAX,
+    ));
+    let dlq = d.path().join("dead-letters.ndjson");
+    let cfg = pipeline(d.path(), &server.url, "retry.max_retries = 2", &dlq, "");
+    run_once_ok(&cfg);
+    let letters = dead_letters(&dlq);
+    let got: Vec<String> = letters.iter().map(event_id).collect();
+    assert_same_ids(&got, &ids, "every event, after its retries");
+    for l in &letters {
+        assert_eq!(l["trailship_dead_letter"]["attempts"], 3);
+        let err = l["trailship_dead_letter"]["error"].as_str().unwrap();
+        assert!(
+            err.starts_with("giving up after 3 attempts") && err.contains("HTTP 503"),
+            "{err}"
+        );
+    }
+    assert_eq!(server.requests_to("/in").len(), ids.len() * 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_dead_letter_sink_fails_too_nothing_is_committed() {
+    let server = Server::start(Arc::new(|_r: &Served| {
+        Reply::json(400, json!({"error": "no"}))
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    corpus::write_documents(&d.path().join("trail"), 1, 3, 23, usize::MAX);
+    // A path below a regular file cannot be created.
+    std::fs::write(d.path().join("not-a-dir"), b"").unwrap();
+    let cfg = pipeline(
+        d.path(),
+        &server.url,
+        "",
+        &d.path().join("not-a-dir/dead-letters.ndjson"),
+        "retry.max_retries = 1\nretry.initial_backoff = \"20ms\"",
+    );
+    let o = run_once(&cfg);
+    expect_code(&o, 3);
+}
+
+#[test]
+fn dead_letter_names_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let base = "[sources.t]\ntype = \"file\"\ninclude = [\"/tmp/x/**\"]\n[sinks.a]\ntype = \"console\"\ninputs = [\"t\"]\n";
+    for (extra, want) in [
+        (
+            "dead_letter = \"a\"\n",
+            "sinks.a.dead_letter: a sink cannot be its own dead_letter",
+        ),
+        (
+            "dead_letter = \"nope\"\n",
+            "sinks.a.dead_letter: `nope` names no sink",
+        ),
+        (
+            "dead_letter = \"b\"\n[sinks.b]\ntype = \"console\"\ndead_letter = \"a\"\n",
+            "dead_letter cycle: a -> b -> a",
+        ),
+        (
+            "[sinks.c]\ntype = \"console\"\n",
+            "sinks.c: missing key `inputs`",
+        ),
+    ] {
+        let cfg = d.path().join("p.toml");
+        std::fs::write(&cfg, format!("{base}{extra}")).unwrap();
+        let o = run_with_timeout(
+            trailship(&["validate", "--config", cfg.to_str().unwrap()]),
+            30,
+        );
+        expect_code(&o, 1);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{want} in {err}");
+    }
+}
