@@ -337,3 +337,62 @@ async fn throttled_calls_are_retried_and_groups_and_streams_created_per_account_
     // No DescribeLogStreams per batch: the sink never lists streams.
     assert!(proxy.calls_of("DescribeLogStreams").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_and_oversized_events_go_to_the_dead_letter_sink() {
+    let m = Moto::start();
+    let (proxy, violations) = strict_proxy(&m, 0, None).await;
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let now = chrono::Utc::now().timestamp();
+    let mut g = Gen::new(43);
+    let (mut good, mut recs) = (Vec::new(), Vec::new());
+    for i in 0..50 {
+        let (id, r) = record_at(&mut g, now - 3600 + i, 0);
+        good.push(id);
+        recs.push(r);
+    }
+    let (old, r) = record_at(&mut g, now - 30 * 86_400, 0);
+    recs.push(r);
+    let (big, r) = record_at(&mut g, now - 60, 1_100_000);
+    recs.push(r);
+    write_doc(&trail.join("0.json.gz"), recs, 1);
+    let dlq = d.path().join("dead.ndjson");
+    let cfg = cwl_pipeline(
+        d.path(),
+        &trail,
+        &proxy.endpoint,
+        &format!(
+            "group = \"/cloudtrail/all\"\ndead_letter = \"rejected\"\n[sinks.rejected]\ntype = \"file\"\npath = \"{}\"\n",
+            toml_path(&dlq)
+        ),
+    );
+    let o = m.run_once(&cfg);
+    expect_code(&o, 0);
+    assert!(violations.lock().unwrap().is_empty());
+    assert_eq!(ids_of(&m.all_log_events().await), sorted(good));
+    let letters: Vec<Value> = std::fs::read_to_string(&dlq)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let why = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l["eventID"] == id)
+            .map(|l| {
+                l["trailship_dead_letter"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(letters.len(), 2);
+    assert!(why(&old).contains("too old"), "{}", why(&old));
+    assert!(
+        why(&big).contains("maximum CloudWatch Logs event size"),
+        "{}",
+        why(&big)
+    );
+}
