@@ -6,6 +6,10 @@
 //! seconds and peak RSS. It then repeats with 4× the files (RSS must not grow with the number
 //! of files). With TRAILSHIP_BENCH_LARGE=1 it also processes one 2 GiB (uncompressed) file.
 //! TRAILSHIP_BENCH_FILES / TRAILSHIP_BENCH_RECORDS change the corpus size.
+//!
+//! Then the same corpus into the HTTP sinks (Splunk HEC, Elasticsearch bulk, generic HTTP),
+//! each against an in-process server that follows the protocol and counts what it receives:
+//! end-to-end events/s with the receiver sharing the machine.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -82,6 +86,61 @@ fn run_trailship(
     m
 }
 
+/// The corpus into one HTTP sink (`kind` with `keys`) against an in-process receiver.
+fn run_sink(dir: &Path, label: &str, events: usize, sink: &str, rt: &tokio::runtime::Runtime) {
+    use common::http_server::{Reply, Served, Server};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = Arc::new(AtomicUsize::new(0));
+    let r = received.clone();
+    let server = rt.block_on(Server::start_unrecorded(Arc::new(move |req: &Served| {
+        let lines = req.body.iter().filter(|c| **c == b'\n').count();
+        if req.uri.starts_with("/_bulk") {
+            r.fetch_add(lines / 2, Ordering::Relaxed);
+            let items = vec!["{\"create\":{\"status\":201}}"; lines / 2].join(",");
+            let mut reply = Reply::json(200, serde_json::json!({}));
+            reply.body = format!("{{\"errors\":false,\"items\":[{items}]}}").into_bytes();
+            reply
+        } else {
+            r.fetch_add(lines, Ordering::Relaxed);
+            Reply::json(200, serde_json::json!({"text": "Success", "code": 0}))
+        }
+    })));
+    let work = dir.join("run-sink");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let cfg = work.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ninputs = [\"trail\"]\n{}\n",
+            sink.replace("URL", &server.url),
+            w = work.display(),
+            d = dir.display()
+        ),
+    )
+    .expect("config");
+    let m = measure(
+        Command::new(env!("CARGO_BIN_EXE_trailship"))
+            .args(["run", "--once", "--config"])
+            .arg(&cfg),
+    );
+    assert!(m.ok, "trailship failed on {label}");
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        events,
+        "every event received ({label})"
+    );
+    println!(
+        "{label}: {events} events in {:.3} s wall = {:.0} events/s; trailship CPU {:.2} s; peak RSS {:.1} MiB",
+        m.wall,
+        events as f64 / m.wall,
+        m.cpu,
+        m.max_rss_kib as f64 / 1024.0,
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 fn count_lines(p: &Path) -> usize {
     use std::io::Read;
     let Ok(mut f) = std::fs::File::open(p) else {
@@ -150,6 +209,29 @@ fn main() {
             b.max_rss_kib as f64 / 1024.0
         );
     }
+    // The HTTP sinks, against in-process receivers (gzip on, as by default).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (label, sink) in [
+        (
+            "splunk_hec",
+            "type = \"splunk_hec\"\nendpoint = \"URL\"\ntoken = \"t\"",
+        ),
+        (
+            "elasticsearch",
+            "type = \"elasticsearch\"\nendpoints = [\"URL\"]",
+        ),
+        (
+            "http (ndjson, gzip)",
+            "type = \"http\"\nuri = \"URL/in\"\ncompression = \"gzip\"",
+        ),
+    ] {
+        run_sink(&dir, label, events, sink, &rt);
+    }
+
     // RSS must not grow with the number of files.
     let (dir4, events4, bytes4) = corpus(&root, files * 4, records / 4);
     run_trailship(&dir4, &format!("{}x files", 4), events4, bytes4, None);
