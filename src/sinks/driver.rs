@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::config::{FieldError, from_table, units};
 use crate::event::Event;
 use crate::telemetry;
@@ -90,6 +91,7 @@ pub struct SinkCommon {
     pub dead_letter: Option<String>,
     /// Its input, filled in when the pipeline starts.
     pub dead_letter_tx: Option<mpsc::Sender<Batch>>,
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,7 +124,7 @@ fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
 }
 
 impl SinkCommon {
-    /// Take `batch`, `retry` and `concurrency` out of a sink's table, filling defaults from
+    /// Take `batch`, `retry`, `rate_limit`, `dead_letter` and `concurrency` out of a sink's table, filling defaults from
     /// `defaults` (each sink type has its own).
     pub fn take(table: &mut toml::Table, defaults: SinkCommon) -> Result<SinkCommon, FieldError> {
         let mut c = defaults;
@@ -142,6 +144,12 @@ impl SinkCommon {
         c.retry.max_backoff = r.max_backoff.unwrap_or(c.retry.max_backoff);
         c.retry.max_retries = r.max_retries.or(c.retry.max_retries);
         c.retry.max_duration = r.max_duration.unwrap_or(c.retry.max_duration);
+        let rl = sub(table, "rate_limit")?;
+        if !rl.is_empty() {
+            let r: RateLimitConfig = from_table(rl).map_err(|e| e.under("rate_limit"))?;
+            r.check()?;
+            c.rate_limit = Some(r);
+        }
         match table.remove("dead_letter") {
             None => {}
             Some(toml::Value::String(n)) => c.dead_letter = Some(n),
@@ -195,6 +203,7 @@ impl Default for SinkCommon {
             concurrency: 1,
             dead_letter: None,
             dead_letter_tx: None,
+            rate_limit: None,
         }
     }
 }
@@ -218,6 +227,7 @@ pub async fn run<S: SinkService>(
             .dead_letter
             .clone()
             .zip(common.dead_letter_tx.clone()),
+        limiter: common.rate_limit.as_ref().map(RateLimiter::new),
     });
     let launch = |inflight: &mut JoinSet<()>, permit, events| {
         let (c, s) = (ctx.clone(), svc.clone());
@@ -298,6 +308,7 @@ struct Ctx {
     retry: RetryConfig,
     /// The dead-letter sink's name and input.
     dead_letter: Option<(String, mpsc::Sender<Batch>)>,
+    limiter: Option<RateLimiter>,
 }
 
 /// The event with its failure attached, for a dead-letter sink: the original record with a
@@ -400,6 +411,10 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
     let mut attempt = 0usize;
     loop {
         attempt += 1;
+        if let Some(l) = &ctx.limiter {
+            l.acquire(events.len(), events.iter().map(event_bytes).sum())
+                .await;
+        }
         let (err, retry_after) = match svc.send(&events).await {
             Ok(errors) if errors.is_empty() => {
                 telemetry::add(

@@ -12,6 +12,7 @@ pub mod file;
 pub mod http;
 pub mod http_client;
 pub mod partition;
+pub mod rate_limit;
 pub mod repair;
 pub mod s3;
 pub mod secret;

@@ -104,3 +104,37 @@ async fn a_client_error_is_permanent_and_not_retried() {
     assert_eq!(ndjson.header("content-type"), Some("application/x-ndjson"));
     assert_eq!(String::from_utf8_lossy(&ndjson.body).lines().count(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limit_holds_the_sinks_average_rate() {
+    let server = Server::start(Arc::new(|_r: &Served| {
+        Reply::json(200, json!({"ok": true}))
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    let (cfg, ids) = pipeline(
+        d.path(),
+        &format!(
+            "uri = \"{}/ingest\"\nrate_limit = {{ events_per_sec = 100 }}\nbatch.max_events = 50\nbatch.timeout = \"10ms\"\n",
+            server.url
+        ),
+        300,
+    );
+    run_once_ok(&cfg);
+    let reqs = server.requests_to("/ingest");
+    let got: Vec<String> = reqs
+        .iter()
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .map(|l| event_id(&serde_json::from_str(l).unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_same_ids(&got, &ids, "all delivered");
+    // 300 events at 100/s with a burst of 100: the last batch of 50 may start only after
+    // (300 - 50 - 100) / 100 = 1.5 s.
+    let span = reqs.last().unwrap().at - reqs[0].at;
+    assert!(span >= Duration::from_millis(1400), "{span:?}");
+    println!("measured: 300 events at rate_limit 100/s took {span:?} from first to last request");
+}
