@@ -240,7 +240,9 @@ impl SyslogSink {
                 .await
                 .map_err(|_| format!("TLS handshake with {addr}: timed out"))?
                 .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-                Ok(Conn::Tls(Box::new(s)))
+                let mut s = Box::new(s);
+                settle(&mut s, addr).await?;
+                Ok(Conn::Tls(s))
             }
         }
     }
@@ -262,6 +264,30 @@ impl SyslogSink {
                 s.flush().await
             }
         }
+    }
+}
+
+/// How long a new TLS session is given to be refused. With TLS 1.3 the client's handshake
+/// completes before the server has checked the client certificate: a refusal (an alert and a
+/// close) arrives just after, and whatever was written meanwhile would be lost while counting
+/// as delivered.
+const TLS_SETTLE: Duration = Duration::from_millis(250);
+
+async fn settle(
+    s: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    addr: &str,
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(TLS_SETTLE, s.read(&mut b)).await {
+        // Nothing from the receiver: the session stands.
+        Err(_) => Ok(()),
+        Ok(Ok(0)) => Err(format!(
+            "{addr} closed the TLS session right after the handshake (client certificate refused?)"
+        )),
+        // A syslog receiver has nothing to say; the byte is dropped.
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{addr} refused the TLS session: {e}")),
     }
 }
 

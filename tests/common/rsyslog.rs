@@ -14,6 +14,8 @@ pub struct Rsyslog {
     pub dir: tempfile::TempDir,
     pub tcp: u16,
     pub tls: u16,
+    /// TLS that requires a client certificate from the test CA.
+    pub mtls: u16,
     pub udp: u16,
     max_message_size: String,
 }
@@ -109,16 +111,60 @@ impl Rsyslog {
             "-extfile",
             "server.ext",
         ]);
+        // A client certificate from the same CA, for the mutual-TLS input.
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=trailship",
+        ]);
+        std::fs::write(
+            d.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+        ]);
         let mut r = Rsyslog {
             child: None,
             tcp: free_tcp(),
             tls: free_tcp(),
+            mtls: free_tcp(),
             udp: free_udp(),
             max_message_size: max_message_size.into(),
             dir,
         };
         r.launch();
         r
+    }
+
+    /// The client certificate and key the mutual-TLS input accepts.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("client.pem"),
+            self.dir.path().join("client.key"),
+        )
     }
 
     /// The CA that signed the server's certificate (what a client trusts).
@@ -143,8 +189,10 @@ template(name="msgonly" type="string" string="%msg%\n")
 ruleset(name="tcp") {{ action(type="omfile" file="{tcp_log}" template="msgonly") }}
 ruleset(name="tls") {{ action(type="omfile" file="{tls_log}" template="msgonly") }}
 ruleset(name="udp") {{ action(type="omfile" file="{udp_log}" template="msgonly") }}
+ruleset(name="mtls") {{ action(type="omfile" file="{mtls_log}" template="msgonly") }}
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
 input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{mtls}" ruleset="mtls" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp" rcvbufSize="16m")
 "#,
             dir = d.display(),
@@ -155,6 +203,8 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp" rcvbufSize="16
             tcp_log = p("tcp.log"),
             tls_log = p("tls.log"),
             udp_log = p("udp.log"),
+            mtls_log = p("mtls.log"),
+            mtls = self.mtls,
             tcp = self.tcp,
             tls = self.tls,
             udp = self.udp,
@@ -173,7 +223,7 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp" rcvbufSize="16
             .spawn()
             .expect("rsyslogd is required for the syslog tests: run scripts/test.sh (apt-get install rsyslog rsyslog-gnutls)");
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [self.tcp, self.tls] {
+        for port in [self.tcp, self.tls, self.mtls] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(
                     Instant::now() < deadline,

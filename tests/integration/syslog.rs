@@ -201,3 +201,81 @@ fn reconnects_when_the_receiver_restarts_and_loses_nothing() {
         ids.len()
     );
 }
+
+#[test]
+fn client_certificates_and_unverified_tls() {
+    let r = Rsyslog::start("256k");
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let ids = write_trail(&trail, 1, 100, 6);
+    let (crt, key) = r.client_cert();
+    let cfg = syslog_pipeline(
+        d.path(),
+        &trail,
+        &[
+            // Mutual TLS: the receiver requires a certificate from its CA.
+            (
+                "mutual",
+                format!(
+                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"",
+                    r.mtls,
+                    toml_path(&r.ca()),
+                    toml_path(&crt),
+                    toml_path(&key)
+                ),
+            ),
+            // No CA given and verification off: the test CA is in no system store.
+            (
+                "unverified",
+                format!(
+                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.verify = false",
+                    r.tls
+                ),
+            ),
+        ],
+    );
+    let o = run_once_ok(&cfg);
+    assert!(
+        logs(&o.stderr).iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tls.verify = false"))),
+        "turning verification off is logged"
+    );
+    assert_same_ids(
+        &received_ids(&r.wait_for("mtls", ids.len(), 20)),
+        &ids,
+        "mutual TLS",
+    );
+    assert_same_ids(
+        &received_ids(&r.wait_for("tls", ids.len(), 20)),
+        &ids,
+        "unverified TLS",
+    );
+
+    // Without the client certificate the receiver refuses the session; with verification on
+    // and no CA file, the system roots do not know the test CA. Neither delivers anything.
+    let d2 = tempfile::tempdir().unwrap();
+    let trail2 = d2.path().join("trail");
+    write_trail(&trail2, 1, 10, 7);
+    for keys in [
+        format!(
+            "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"\nretry.max_retries = 1",
+            r.mtls,
+            toml_path(&r.ca())
+        ),
+        format!(
+            "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\nretry.max_retries = 1",
+            r.tls
+        ),
+    ] {
+        let _ = std::fs::remove_dir_all(d2.path().join("data"));
+        let cfg = syslog_pipeline(d2.path(), &trail2, &[("refused", keys)]);
+        let o = run_once(&cfg);
+        expect_code(&o, 3);
+    }
+    assert_eq!(
+        r.received("mtls").len(),
+        ids.len(),
+        "nothing more arrived without a certificate"
+    );
+}
