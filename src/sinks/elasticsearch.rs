@@ -136,7 +136,35 @@ impl ElasticsearchSinkConfig {
     pub fn check(&self) -> Result<(), FieldError> {
         self.urls()?;
         self.template()?;
+        self.header_auth()?;
         self.tls.check().map_err(|m| FieldError::new(&["tls"], m))
+    }
+
+    /// The `Authorization` header of basic and API-key authentication (secret files read here).
+    fn header_auth(&self) -> Result<Option<HeaderValue>, FieldError> {
+        let secret = match &self.auth {
+            Some(EsAuth::Basic {
+                user,
+                password,
+                password_file,
+            }) => HttpAuth::Basic {
+                user: user.clone(),
+                password: password.clone(),
+                password_file: password_file.clone(),
+            }
+            .header()
+            .map_err(|m| FieldError::new(&["auth"], m))?,
+            Some(EsAuth::ApiKey { key, key_file }) => {
+                let k = Secret::resolve(key, key_file, "auth.key")
+                    .map_err(|m| FieldError::new(&["auth"], m))?
+                    .ok_or_else(|| {
+                        FieldError::new(&["auth", "key"], "key or key_file is required")
+                    })?;
+                Secret::new(format!("ApiKey {}", k.expose()))
+            }
+            _ => return Ok(None),
+        };
+        header(secret).map(Some)
     }
 
     pub async fn build(&self, name: &str) -> Result<ElasticsearchSink, FieldError> {
@@ -144,28 +172,10 @@ impl ElasticsearchSinkConfig {
         let template = self.template()?;
         let auth = match &self.auth {
             None => Auth::None,
-            Some(EsAuth::Basic {
-                user,
-                password,
-                password_file,
-            }) => {
-                let a = HttpAuth::Basic {
-                    user: user.clone(),
-                    password: password.clone(),
-                    password_file: password_file.clone(),
-                };
-                Auth::Header(header(
-                    a.header().map_err(|m| FieldError::new(&["auth"], m))?,
-                )?)
-            }
-            Some(EsAuth::ApiKey { key, key_file }) => {
-                let k = Secret::resolve(key, key_file, "auth.key")
-                    .map_err(|m| FieldError::new(&["auth"], m))?
-                    .ok_or_else(|| {
-                        FieldError::new(&["auth", "key"], "key or key_file is required")
-                    })?;
-                Auth::Header(header(Secret::new(format!("ApiKey {}", k.expose())))?)
-            }
+            Some(EsAuth::Basic { .. } | EsAuth::ApiKey { .. }) => match self.header_auth()? {
+                Some(h) => Auth::Header(h),
+                None => Auth::None,
+            },
             Some(EsAuth::Aws {
                 region,
                 service,

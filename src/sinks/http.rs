@@ -107,6 +107,9 @@ impl HttpSinkConfig {
             HeaderValue::from_str(v.expose())
                 .map_err(|_| FieldError::new(&["headers", k], "not a valid header value"))?;
         }
+        if let Some(a) = &self.auth {
+            a.header().map_err(|m| FieldError::new(&["auth"], m))?;
+        }
         self.tls.check().map_err(|m| FieldError::new(&["tls"], m))?;
         Ok(())
     }

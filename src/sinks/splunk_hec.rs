@@ -71,7 +71,10 @@ impl SplunkHecSinkConfig {
 
     pub fn check(&self) -> Result<(), FieldError> {
         self.base()?;
-        if self.token.is_none() && self.token_file.is_none() {
+        if Secret::resolve(&self.token, &self.token_file, "token")
+            .map_err(|m| FieldError::new(&["token_file"], m))?
+            .is_none()
+        {
             return Err(FieldError::new(
                 &["token"],
                 "token or token_file is required",

@@ -43,9 +43,27 @@ fn read(what: &str, path: &str) -> Result<Vec<u8>, String> {
 }
 
 impl TlsConfig {
+    /// The keys go together and the files are there and hold what they should (so that
+    /// `validate` and start-up say so, not the first connection).
     pub fn check(&self) -> Result<(), String> {
         if self.crt_file.is_some() != self.key_file.is_some() {
             return Err("tls.crt_file and tls.key_file go together".into());
+        }
+        for (what, path) in [("ca_file", &self.ca_file), ("crt_file", &self.crt_file)] {
+            if let Some(p) = path {
+                let pem = read(what, p)?;
+                let n = CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("tls.{what} {p:?}: {e}"))?
+                    .len();
+                if n == 0 {
+                    return Err(format!("tls.{what} {p:?}: no PEM certificate in it"));
+                }
+            }
+        }
+        if let Some(p) = &self.key_file {
+            PrivateKeyDer::from_pem_slice(&read("key_file", p)?)
+                .map_err(|e| format!("tls.key_file {p:?}: {e}"))?;
         }
         Ok(())
     }

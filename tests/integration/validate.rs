@@ -126,3 +126,37 @@ fn env_interpolation_with_defaults() {
     let (code, err) = validate(&text);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn secrets_and_certificates_that_cannot_be_read_stop_start_up() {
+    let d = tempfile::tempdir().unwrap();
+    let not_pem = d.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let cases = [
+        (
+            "[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"trail\"]\nendpoint = \"https://127.0.0.1:8088\"\ntoken_file = \"/nonexistent/hec-token\"\n".to_string(),
+            "sinks.splunk.token_file: token_file \"/nonexistent/hec-token\"",
+        ),
+        (
+            format!(
+                "[sinks.relay]\ntype = \"syslog\"\ninputs = [\"trail\"]\naddress = \"127.0.0.1:6514\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"\n",
+                toml_path(&not_pem)
+            ),
+            "no PEM certificate in it",
+        ),
+        (
+            "[sinks.es]\ntype = \"elasticsearch\"\ninputs = [\"trail\"]\nendpoints = [\"https://127.0.0.1:9200\"]\nauth = { strategy = \"api_key\", key_file = \"/nonexistent/key\" }\n".to_string(),
+            "sinks.es.auth: auth.key_file \"/nonexistent/key\"",
+        ),
+    ];
+    for (sink, want) in cases {
+        let (code, err) = validate(&format!("{BASE}{sink}"));
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(want), "{want} in {err}");
+        // Also at start-up: a sink that could not be built must not leave a pipeline running
+        // without it.
+        let cfg = d.path().join("p.toml");
+        std::fs::write(&cfg, format!("{BASE}{sink}")).unwrap();
+        expect_code(&run_once(&cfg), 1);
+    }
+}
