@@ -11,6 +11,7 @@ mod delivery;
 mod e2e;
 mod elasticsearch;
 mod eventbridge;
+mod faults;
 mod http_sink;
 mod s3_sink;
 mod s3_source;
