@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::adaptive::Adaptive;
 use super::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::config::{FieldError, from_table, units};
 use crate::event::Event;
@@ -92,6 +93,8 @@ pub struct SinkCommon {
     /// Its input, filled in when the pipeline starts.
     pub dead_letter_tx: Option<mpsc::Sender<Batch>>,
     pub rate_limit: Option<RateLimitConfig>,
+    /// `concurrency = "adaptive"`: AIMD up to this many batches in flight.
+    pub adaptive_max: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,10 +166,27 @@ impl SinkCommon {
         match table.remove("concurrency") {
             None => {}
             Some(toml::Value::Integer(n)) if (1..=1024).contains(&n) => c.concurrency = n as usize,
+            Some(toml::Value::String(s)) if s == "adaptive" => {
+                c.adaptive_max = Some(32);
+            }
             Some(_) => {
                 return Err(FieldError::new(
                     &["concurrency"],
-                    "`concurrency` must be a whole number from 1 to 1024",
+                    "`concurrency` must be a whole number from 1 to 1024, or \"adaptive\"",
+                ));
+            }
+        }
+        match table.remove("max_concurrency") {
+            None => {}
+            Some(toml::Value::Integer(n))
+                if (1..=1024).contains(&n) && c.adaptive_max.is_some() =>
+            {
+                c.adaptive_max = Some(n as usize);
+            }
+            Some(_) => {
+                return Err(FieldError::new(
+                    &["max_concurrency"],
+                    "goes with concurrency = \"adaptive\": a whole number from 1 to 1024",
                 ));
             }
         }
@@ -204,6 +224,7 @@ impl Default for SinkCommon {
             dead_letter: None,
             dead_letter_tx: None,
             rate_limit: None,
+            adaptive_max: None,
         }
     }
 }
@@ -215,7 +236,7 @@ pub async fn run<S: SinkService>(
     svc: Arc<S>,
     common: SinkCommon,
 ) {
-    let sem = Arc::new(Semaphore::new(common.concurrency));
+    let slots = Slots::new(&common);
     let mut inflight: JoinSet<()> = JoinSet::new();
     let mut cur: Vec<Event> = Vec::new();
     let mut cur_bytes: u64 = 0;
@@ -228,8 +249,9 @@ pub async fn run<S: SinkService>(
             .clone()
             .zip(common.dead_letter_tx.clone()),
         limiter: common.rate_limit.as_ref().map(RateLimiter::new),
+        adaptive: slots.adaptive(),
     });
-    let launch = |inflight: &mut JoinSet<()>, permit, events| {
+    let launch = |inflight: &mut JoinSet<()>, permit: Slot, events| {
         let (c, s) = (ctx.clone(), svc.clone());
         inflight.spawn(async move {
             deliver(&c, &*s, events).await;
@@ -240,7 +262,7 @@ pub async fn run<S: SinkService>(
         let full = cur.len() >= common.batch.max_events || cur_bytes >= common.batch.max_bytes;
         let expired = deadline.is_some_and(|d| Instant::now() >= d);
         if !cur.is_empty() && (full || expired) {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
+            let Some(permit) = slots.acquire().await else {
                 break;
             };
             let events = take_batch(&mut cur, &mut cur_bytes, &common.batch);
@@ -269,7 +291,7 @@ pub async fn run<S: SinkService>(
     }
     while !cur.is_empty() {
         let events = take_batch(&mut cur, &mut cur_bytes, &common.batch);
-        let Ok(permit) = sem.clone().acquire_owned().await else {
+        let Some(permit) = slots.acquire().await else {
             break;
         };
         launch(&mut inflight, permit, events);
@@ -299,6 +321,41 @@ fn take_batch(cur: &mut Vec<Event>, cur_bytes: &mut u64, cfg: &BatchConfig) -> V
     std::mem::replace(cur, rest)
 }
 
+/// The places for batches in flight: a fixed number, or an adaptive limit.
+enum Slots {
+    Fixed(Arc<Semaphore>),
+    Adaptive(Arc<Adaptive>),
+}
+
+/// One batch's place in flight, held until it is resolved.
+enum Slot {
+    Fixed(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
+    Adaptive(#[allow(dead_code)] super::adaptive::Permit),
+}
+
+impl Slots {
+    fn new(common: &SinkCommon) -> Self {
+        match common.adaptive_max {
+            Some(max) => Slots::Adaptive(Arc::new(Adaptive::new(max))),
+            None => Slots::Fixed(Arc::new(Semaphore::new(common.concurrency))),
+        }
+    }
+
+    fn adaptive(&self) -> Option<Arc<Adaptive>> {
+        match self {
+            Slots::Adaptive(a) => Some(a.clone()),
+            Slots::Fixed(_) => None,
+        }
+    }
+
+    async fn acquire(&self) -> Option<Slot> {
+        match self {
+            Slots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
+            Slots::Adaptive(a) => a.acquire().await.map(Slot::Adaptive),
+        }
+    }
+}
+
 /// Permanently rejected events of one batch logged one by one; the rest are summed up.
 const LOGGED_REJECTIONS: usize = 5;
 
@@ -309,6 +366,7 @@ struct Ctx {
     /// The dead-letter sink's name and input.
     dead_letter: Option<(String, mpsc::Sender<Batch>)>,
     limiter: Option<RateLimiter>,
+    adaptive: Option<Arc<Adaptive>>,
 }
 
 /// The event with its failure attached, for a dead-letter sink: the original record with a
@@ -415,7 +473,18 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
             l.acquire(events.len(), events.iter().map(event_bytes).sum())
                 .await;
         }
-        let (err, retry_after) = match svc.send(&events).await {
+        let sent_at = Instant::now();
+        let result = svc.send(&events).await;
+        if let Some(a) = &ctx.adaptive {
+            let overloaded = match &result {
+                Err(e) => matches!(e, SendError::Retryable { .. }),
+                Ok(items) => items
+                    .iter()
+                    .any(|i| matches!(i.error, SendError::Retryable { .. })),
+            };
+            a.observe(!overloaded, sent_at.elapsed());
+        }
+        let (err, retry_after) = match result {
             Ok(errors) if errors.is_empty() => {
                 telemetry::add(
                     "events_sent_total",

@@ -2,6 +2,7 @@
 //! concurrency, acknowledgement). Adding a sink: a file with its Config and `SinkService`, and
 //! a variant in `SinkConfig`.
 
+pub mod adaptive;
 pub mod cloudwatch_logs;
 pub mod console;
 pub mod driver;

@@ -138,3 +138,65 @@ async fn rate_limit_holds_the_sinks_average_rate() {
     assert!(span >= Duration::from_millis(1400), "{span:?}");
     println!("measured: 300 events at rate_limit 100/s took {span:?} from first to last request");
 }
+
+/// A receiver that takes 50 ms per request and answers 503 to anything beyond 3 at once.
+async fn overloaded_above_three() -> (
+    Server,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let busy = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let (b, r, dl) = (busy.clone(), refused.clone(), delivered.clone());
+    let server = Server::start_unrecorded(Arc::new(move |req: &Served| {
+        // Requests are answered after their delay; count them as busy for that long.
+        if b.fetch_add(1, Ordering::SeqCst) >= 3 {
+            b.fetch_sub(1, Ordering::SeqCst);
+            r.fetch_add(1, Ordering::SeqCst);
+            return Reply::json(503, json!({"error": "overloaded"}));
+        }
+        dl.fetch_add(
+            req.body.iter().filter(|c| **c == b'\n').count(),
+            Ordering::SeqCst,
+        );
+        let b = b.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            b.fetch_sub(1, Ordering::SeqCst);
+        });
+        Reply::json(200, json!({"ok": true})).after(Duration::from_millis(50))
+    }))
+    .await;
+    (server, refused, delivered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adaptive_concurrency_finds_what_the_receiver_takes() {
+    use std::sync::atomic::Ordering;
+    let mut refused_by = Vec::new();
+    for concurrency in ["16", "\"adaptive\""] {
+        let (server, refused, delivered) = overloaded_above_three().await;
+        let d = tempfile::tempdir().unwrap();
+        let (cfg, ids) = pipeline(
+            d.path(),
+            &format!(
+                "uri = \"{}/in\"\nconcurrency = {concurrency}\nbatch.max_events = 20\nbatch.timeout = \"10ms\"\nretry.max_backoff = \"200ms\"\n",
+                server.url
+            ),
+            2000,
+        );
+        run_once_ok(&cfg);
+        assert_eq!(delivered.load(Ordering::SeqCst), ids.len(), "{concurrency}");
+        refused_by.push((concurrency, refused.load(Ordering::SeqCst)));
+    }
+    println!(
+        "measured: 503 answers for 100 batches to a receiver taking 3 at once: {refused_by:?}"
+    );
+    let (fixed, adaptive) = (refused_by[0].1, refused_by[1].1);
+    assert!(
+        adaptive * 3 < fixed,
+        "adaptive concurrency backs off: {adaptive} refusals against {fixed} with 16 in flight"
+    );
+}
