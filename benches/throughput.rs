@@ -35,6 +35,30 @@ fn corpus(root: &Path, files: usize, records: usize) -> (PathBuf, usize, u64) {
     (dir, ids.len(), bytes)
 }
 
+/// `trailship run --once` from a file source over the corpus in `dir` into the sink `sink`
+/// (the keys of `[sinks.out]` but `inputs`), working in `work`; measured.
+fn run_pipeline(dir: &Path, work: &Path, sink: &str) -> Measure {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).expect("work dir");
+    let cfg = work.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ninputs = [\"trail\"]\n{sink}\n",
+            w = work.display(),
+            d = dir.display()
+        ),
+    )
+    .expect("config");
+    measure(
+        Command::new(env!("CARGO_BIN_EXE_trailship"))
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
 fn run_trailship(
     dir: &Path,
     label: &str,
@@ -43,24 +67,13 @@ fn run_trailship(
     floor: Option<f64>,
 ) -> Measure {
     let work = dir.join("run");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("work dir");
-    let cfg = work.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{w}/out/events.ndjson\"\n",
-            w = work.display(),
-            d = dir.display()
+    let m = run_pipeline(
+        dir,
+        &work,
+        &format!(
+            "type = \"file\"\npath = \"{}/out/events.ndjson\"",
+            work.display()
         ),
-    )
-    .expect("config");
-    let m = measure(
-        Command::new(env!("CARGO_BIN_EXE_trailship"))
-            .args(["run", "--once", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
     );
     assert!(m.ok, "trailship failed on {label}");
     let out = std::fs::metadata(work.join("out/events.ndjson"))
@@ -107,24 +120,7 @@ fn run_sink(dir: &Path, label: &str, events: usize, sink: &str, rt: &tokio::runt
         }
     })));
     let work = dir.join("run-sink");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("work dir");
-    let cfg = work.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ninputs = [\"trail\"]\n{}\n",
-            sink.replace("URL", &server.url),
-            w = work.display(),
-            d = dir.display()
-        ),
-    )
-    .expect("config");
-    let m = measure(
-        Command::new(env!("CARGO_BIN_EXE_trailship"))
-            .args(["run", "--once", "--config"])
-            .arg(&cfg),
-    );
+    let m = run_pipeline(dir, &work, &sink.replace("URL", &server.url));
     assert!(m.ok, "trailship failed on {label}");
     assert_eq!(
         received.load(Ordering::Relaxed),
