@@ -111,7 +111,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config, once } => {
-            telemetry::init_logging(cli.log_format);
+            telemetry::init_logging(cli.log_format, "info");
             let cfg = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(errs) => {
@@ -129,7 +129,9 @@ fn main() -> ExitCode {
             config,
             no_progress,
         } => {
-            telemetry::init_logging(cli.log_format);
+            let show = !no_progress && std::io::stderr().is_terminal();
+            // Under a progress bar, only warnings and errors (TRAILSHIP_LOG still rules).
+            telemetry::init_logging(cli.log_format, if show { "warn" } else { "info" });
             let mut cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(errs) => {
@@ -141,7 +143,6 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
-            let show = !no_progress && std::io::stderr().is_terminal();
             let Some(rt) = runtime() else {
                 return ExitCode::from(EXIT_CONFIG);
             };

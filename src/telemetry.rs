@@ -15,10 +15,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr: stdout belongs to the console sink.
-pub fn init_logging(format: LogFormat) {
+/// Logs go to stderr: stdout belongs to the console sink. `default` is the level when
+/// `TRAILSHIP_LOG` is not set.
+pub fn init_logging(format: LogFormat, default: &str) {
     let filter =
-        EnvFilter::try_from_env("TRAILSHIP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("TRAILSHIP_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
