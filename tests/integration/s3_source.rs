@@ -260,3 +260,26 @@ async fn backfill_shows_progress_on_a_terminal() {
     );
     assert_eq!(output_ids(&d.path().join("out.ndjson")).len(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_reported_at_once() {
+    let m = Moto::start();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = pipeline_with_queue(d.path(), &m);
+    let started = std::time::Instant::now();
+    let o = backfill(&m, &cfg, &[]);
+    expect_code(&o, 3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "not retried for long"
+    );
+    assert!(
+        logs(&o.stderr)
+            .iter()
+            .any(|l| l["error"].as_str().is_some_and(
+                |e| e.contains("listing s3://trail-bucket/") && e.contains("NoSuchBucket")
+            )),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

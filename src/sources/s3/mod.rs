@@ -232,7 +232,14 @@ async fn list(
             };
             match r {
                 Ok(o) => break o,
-                Err(e) if attempt < LIST_ATTEMPTS => {
+                // A missing bucket or a denied listing will not change by retrying.
+                Err(e)
+                    if attempt < LIST_ATTEMPTS
+                        && matches!(
+                            crate::aws::sink_error("", &e),
+                            crate::sinks::driver::SendError::Retryable { .. }
+                        ) =>
+                {
                     tracing::warn!(bucket = %cfg.bucket, prefix = %cfg.prefix, attempt, error = %sdk_error_text(&e), "listing objects failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
                 }
@@ -299,6 +306,15 @@ fn finish_listing(
         );
     }
     Ok(())
+}
+
+/// The listing task's failure, if it failed.
+fn listing_failed(res: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+    match res {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(format!("listing task failed: {e}")),
+    }
 }
 
 struct Runner {
@@ -592,12 +608,7 @@ async fn run(
             _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && !r.shutting => {}
             res = &mut lister, if !lister_done => {
                 lister_done = true;
-                let err = match res {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(e) => Some(format!("listing task failed: {e}")),
-                };
-                if let Some(e) = err {
+                if let Some(e) = listing_failed(res) {
                     tracing::error!(source = %ctx.name, error = %e, "cannot list the bucket; stopping after the objects in flight");
                     r.report.fatal = Some(e);
                     listing_open = false;
@@ -612,6 +623,19 @@ async fn run(
                 break;
             }
             _ = save_tick.tick() => r.save(&store).await,
+        }
+    }
+    // The listing may have ended (its channel closed) before its result was read: a failed
+    // listing must not pass for an empty one.
+    if !lister_done {
+        match tokio::time::timeout(Duration::from_secs(5), &mut lister).await {
+            Ok(res) => {
+                if let Some(e) = listing_failed(res) {
+                    tracing::error!(source = %ctx.name, error = %e, "cannot list the bucket");
+                    r.report.fatal = Some(e);
+                }
+            }
+            Err(_) => lister.abort(),
         }
     }
     r.save(&store).await;
