@@ -173,3 +173,47 @@ async fn busy_invalid_events_and_acknowledgement_as_hec_documents_them() {
         events.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_never_acknowledged_are_sent_again_and_not_counted_as_delivered() {
+    let acks = Arc::new(Mutex::new(0u64));
+    let a = acks.clone();
+    let server = Server::start(Arc::new(move |r: &Served| {
+        if r.uri.starts_with("/services/collector/ack") {
+            // The indexers never confirm.
+            return Reply::json(200, json!({"acks": {"1": false, "2": false}}));
+        }
+        let mut n = a.lock().unwrap();
+        *n += 1;
+        Reply::json(200, json!({"text": "Success", "code": 0, "ackId": *n}))
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    corpus::write_documents(&trail, 1, 20, 15, usize::MAX);
+    let cfg = d.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"trail\"]\nendpoint = \"{}\"\ntoken = \"{TOKEN}\"\nack = true\nack_timeout = \"500ms\"\nack_poll_interval = \"100ms\"\nretry.max_retries = 1\nretry.initial_backoff = \"50ms\"\n",
+            toml_path(&d.path().join("data")),
+            toml_path(&trail),
+            server.url,
+        ),
+    )
+    .unwrap();
+    let o = run_once(&cfg);
+    expect_code(&o, 3);
+    assert_eq!(
+        server.requests_to("/services/collector/event").len(),
+        2,
+        "sent, not acknowledged, sent again, then given up"
+    );
+    assert!(
+        logs(&o.stderr).iter().any(|l| l["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not confirmed"))),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
