@@ -209,6 +209,12 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
             }
         }
     };
+    if trailship::sinks::start_failed() {
+        tracing::error!(
+            "a sink could not be started (see above); nothing it should have received was committed"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let counters = serde_json::to_string(&telemetry::snapshot()).unwrap_or_default();
     let events: u64 = reports.iter().map(|(_, r)| r.events).sum();
     let failed: u64 = reports

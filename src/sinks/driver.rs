@@ -95,6 +95,8 @@ pub struct SinkCommon {
     pub rate_limit: Option<RateLimitConfig>,
     /// `concurrency = "adaptive"`: AIMD up to this many batches in flight.
     pub adaptive_max: Option<usize>,
+    /// Cancelled when this sink cannot start: the pipeline stops (set by the topology).
+    pub stop_pipeline: Option<tokio_util::sync::CancellationToken>,
 }
 
 #[derive(Deserialize, Default)]
@@ -225,6 +227,7 @@ impl Default for SinkCommon {
             dead_letter_tx: None,
             rate_limit: None,
             adaptive_max: None,
+            stop_pipeline: None,
         }
     }
 }

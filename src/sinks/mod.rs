@@ -34,8 +34,18 @@ pub use driver::SinkCommon;
 use crate::config::{FieldError, from_table};
 use crate::transforms::Batch;
 
+/// Set when a sink could not be started: the pipeline is stopped and the process exits with
+/// the config status (a pipeline must not run without one of its sinks).
+static START_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a sink of this process could not be started.
+pub fn start_failed() -> bool {
+    START_FAILED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Start a sink whose service is built asynchronously (an AWS client from the credential
-/// chain), then run it on the shared driver; a sink that cannot be built logs why.
+/// chain), then run it on the shared driver. A sink that cannot be built says why and stops
+/// the whole pipeline (through `common.stop_pipeline`).
 pub fn spawn_with<S, F>(
     name: Arc<str>,
     rx: mpsc::Receiver<Batch>,
@@ -49,7 +59,13 @@ where
     tokio::spawn(async move {
         match build.await {
             Ok(sink) => driver::run(name, rx, Arc::new(sink), common).await,
-            Err(e) => tracing::error!(sink = %name, error = %e.message, "cannot start the sink"),
+            Err(e) => {
+                tracing::error!(sink = %name, error = %e.message, "cannot start the sink; stopping the pipeline");
+                START_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(stop) = &common.stop_pipeline {
+                    stop.cancel();
+                }
+            }
         }
     })
 }

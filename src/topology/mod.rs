@@ -126,6 +126,7 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
             .remove(name)
             .ok_or_else(|| format!("sink {name}: no input channel"))?;
         let mut common = s.common.clone();
+        common.stop_pipeline = Some(shutdown.clone());
         if let Some(target) = &common.dead_letter {
             common.dead_letter_tx = Some(
                 sink_inputs

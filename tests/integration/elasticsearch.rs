@@ -231,3 +231,51 @@ async fn data_stream_documents_get_timestamps_and_sigv4_signatures() {
         assert!(r.header("x-amz-content-sha256").is_some());
     }
 }
+
+#[test]
+fn a_sink_that_cannot_start_stops_the_pipeline() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    corpus::write_documents(&trail, 1, 10, 16, usize::MAX);
+    // SigV4 needs a region; none is configured or in the environment.
+    let cfg = es_pipeline(
+        d.path(),
+        &trail,
+        "endpoints = [\"http://127.0.0.1:1\"]\nauth = { strategy = \"aws\" }\n",
+    );
+    let mut c = daemon_cmd(&cfg);
+    c.env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", d.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let o = run_with_timeout(c, 60);
+    expect_code(&o, 1);
+    assert!(
+        logs(&o.stderr).iter().any(|l| l["sink"] == "es"
+            && l["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no AWS region"))),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Nothing was committed: the same source into a file sink reads all of it.
+    let out = d.path().join("out.ndjson");
+    let cfg = d.path().join("file.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
+            toml_path(&d.path().join("data")),
+            toml_path(&trail),
+            toml_path(&out)
+        ),
+    )
+    .unwrap();
+    run_once_ok(&cfg);
+    assert_eq!(
+        output_ids(&out).len(),
+        10,
+        "nothing was committed by the failed start"
+    );
+}
