@@ -9,7 +9,7 @@
 //! standard chain).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::provider::ProvideCredentials;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
@@ -18,12 +18,12 @@ use serde::Deserialize;
 use super::driver::{ItemError, SendError, SinkService};
 use super::encoding::{self, Compression};
 use super::http::HttpAuth;
-use super::http_client::{self, d_connect_timeout, d_request_timeout, snippet};
+use super::http_client::{self, snippet};
 use super::secret::Secret;
 use super::template::Template;
-use super::tls::TlsConfig;
+use super::transport::Transport;
 use crate::aws::{AssumeRole, AwsAccess};
-use crate::config::{FieldError, units};
+use crate::config::FieldError;
 use crate::event::Event;
 
 pub const DEFAULT_INDEX: &str = "cloudtrail-%Y.%m.%d";
@@ -71,12 +71,9 @@ pub struct ElasticsearchSinkConfig {
     pub auth: Option<EsAuth>,
     #[serde(default = "d_gzip")]
     pub compression: Compression,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default = "d_connect_timeout", deserialize_with = "units::duration")]
-    pub connect_timeout: Duration,
-    #[serde(default = "d_request_timeout", deserialize_with = "units::duration")]
-    pub request_timeout: Duration,
+    /// `tls.*`, `connect_timeout`, `request_timeout` (taken out of the table first).
+    #[serde(skip)]
+    pub transport: Transport,
 }
 
 /// How requests are authenticated.
@@ -137,7 +134,7 @@ impl ElasticsearchSinkConfig {
         self.urls()?;
         self.template()?;
         self.header_auth()?;
-        self.tls.check().map_err(|m| FieldError::new(&["tls"], m))
+        Ok(())
     }
 
     /// The `Authorization` header of basic and API-key authentication (secret files read here).
@@ -204,8 +201,7 @@ impl ElasticsearchSinkConfig {
             }
         };
         let client =
-            http_client::client(name, &self.tls, self.connect_timeout, self.request_timeout)
-                .map_err(|m| FieldError::new(&["tls"], m))?;
+            http_client::client(name, &self.transport).map_err(|m| FieldError::new(&["tls"], m))?;
         Ok(ElasticsearchSink {
             cfg: self.clone(),
             urls,

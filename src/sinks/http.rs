@@ -4,17 +4,16 @@
 //! are permanent.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::driver::{ItemError, SendError, SinkService};
 use super::encoding::{self, Compression};
-use super::http_client::{self, d_connect_timeout, d_request_timeout};
+use super::http_client;
 use super::secret::Secret;
-use super::tls::TlsConfig;
-use crate::config::{FieldError, units};
+use super::transport::Transport;
+use crate::config::FieldError;
 use crate::event::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -90,12 +89,9 @@ pub struct HttpSinkConfig {
     pub encoding: HttpEncoding,
     #[serde(default)]
     pub compression: Compression,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default = "d_connect_timeout", deserialize_with = "units::duration")]
-    pub connect_timeout: Duration,
-    #[serde(default = "d_request_timeout", deserialize_with = "units::duration")]
-    pub request_timeout: Duration,
+    /// `tls.*`, `connect_timeout`, `request_timeout` (taken out of the table first).
+    #[serde(skip)]
+    pub transport: Transport,
 }
 
 impl HttpSinkConfig {
@@ -110,7 +106,6 @@ impl HttpSinkConfig {
         if let Some(a) = &self.auth {
             a.header().map_err(|m| FieldError::new(&["auth"], m))?;
         }
-        self.tls.check().map_err(|m| FieldError::new(&["tls"], m))?;
         Ok(())
     }
 
@@ -123,8 +118,7 @@ impl HttpSinkConfig {
             .transpose()
             .map_err(|m| FieldError::new(&["auth"], m))?;
         let client =
-            http_client::client(name, &self.tls, self.connect_timeout, self.request_timeout)
-                .map_err(|m| FieldError::new(&["tls"], m))?;
+            http_client::client(name, &self.transport).map_err(|m| FieldError::new(&["tls"], m))?;
         Ok(HttpSink {
             cfg: self.clone(),
             auth,

@@ -9,14 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use super::driver::SendError;
-use super::tls::TlsConfig;
-
-pub fn d_connect_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-pub fn d_request_timeout() -> Duration {
-    Duration::from_secs(60)
-}
+use super::transport::Transport;
 
 /// An `http://` or `https://` URL from the config key `key`.
 pub fn http_url(key: &str, s: &str) -> Result<reqwest::Url, crate::config::FieldError> {
@@ -32,18 +25,14 @@ pub fn http_url(key: &str, s: &str) -> Result<reqwest::Url, crate::config::Field
 }
 
 /// The client of one sink.
-pub fn client(
-    sink: &str,
-    tls: &TlsConfig,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Result<reqwest::Client, String> {
+pub fn client(sink: &str, t: &Transport) -> Result<reqwest::Client, String> {
     let b = reqwest::Client::builder()
         .user_agent(concat!("trailship/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(connect_timeout)
-        .timeout(request_timeout)
+        .connect_timeout(t.connect_timeout)
+        .timeout(t.request_timeout)
         .pool_idle_timeout(Duration::from_secs(60));
-    tls.apply(sink, b)?
+    t.tls
+        .apply(sink, b)?
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))
 }

@@ -22,6 +22,7 @@ pub mod syslog;
 pub mod syslog_format;
 pub mod template;
 pub mod tls;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 
 pub use driver::SinkCommon;
 
+use self::transport::Transport;
 use crate::config::{FieldError, from_table};
 use crate::transforms::Batch;
 
@@ -150,17 +152,38 @@ impl SinkConfig {
         c
     }
 
-    pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+    pub fn parse(kind: &str, mut table: toml::Table) -> Result<Self, FieldError> {
         match kind {
             "file" => from_table(table).map(Self::File),
             "console" => from_table(table).map(Self::Console),
             "s3" => from_table(table).map(|c| Self::S3(Box::new(c))),
             "cloudwatch_logs" => from_table(table).map(|c| Self::CloudWatchLogs(Box::new(c))),
             "eventbridge" => from_table(table).map(|c| Self::EventBridge(Box::new(c))),
-            "http" => from_table(table).map(|c| Self::Http(Box::new(c))),
-            "splunk_hec" => from_table(table).map(|c| Self::SplunkHec(Box::new(c))),
-            "elasticsearch" => from_table(table).map(|c| Self::Elasticsearch(Box::new(c))),
-            "syslog" => from_table(table).map(|c| Self::Syslog(Box::new(c))),
+            "http" => {
+                let transport = Transport::take(&mut table, true)?;
+                from_table(table)
+                    .map(|c| Self::Http(Box::new(http::HttpSinkConfig { transport, ..c })))
+            }
+            "splunk_hec" => {
+                let transport = Transport::take(&mut table, true)?;
+                from_table(table).map(|c| {
+                    Self::SplunkHec(Box::new(splunk_hec::SplunkHecSinkConfig { transport, ..c }))
+                })
+            }
+            "elasticsearch" => {
+                let transport = Transport::take(&mut table, true)?;
+                from_table(table).map(|c| {
+                    Self::Elasticsearch(Box::new(elasticsearch::ElasticsearchSinkConfig {
+                        transport,
+                        ..c
+                    }))
+                })
+            }
+            "syslog" => {
+                let transport = Transport::take(&mut table, false)?;
+                from_table(table)
+                    .map(|c| Self::Syslog(Box::new(syslog::SyslogSinkConfig { transport, ..c })))
+            }
             other => Err(FieldError::new(
                 &["type"],
                 format!(

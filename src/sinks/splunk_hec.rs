@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::driver::{ItemError, SendError, SinkService};
 use super::encoding::{self, Compression};
-use super::http_client::{self, d_connect_timeout, d_request_timeout, snippet};
+use super::http_client::{self, snippet};
 use super::secret::Secret;
-use super::tls::TlsConfig;
+use super::transport::Transport;
 use crate::config::{FieldError, units};
 use crate::event::Event;
 
@@ -56,12 +56,9 @@ pub struct SplunkHecSinkConfig {
     pub ack_timeout: Duration,
     #[serde(default = "d_ack_interval", deserialize_with = "units::duration")]
     pub ack_poll_interval: Duration,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default = "d_connect_timeout", deserialize_with = "units::duration")]
-    pub connect_timeout: Duration,
-    #[serde(default = "d_request_timeout", deserialize_with = "units::duration")]
-    pub request_timeout: Duration,
+    /// `tls.*`, `connect_timeout`, `request_timeout` (taken out of the table first).
+    #[serde(skip)]
+    pub transport: Transport,
 }
 
 impl SplunkHecSinkConfig {
@@ -80,7 +77,7 @@ impl SplunkHecSinkConfig {
                 "token or token_file is required",
             ));
         }
-        self.tls.check().map_err(|m| FieldError::new(&["tls"], m))
+        Ok(())
     }
 
     pub fn build(&self, name: &str) -> Result<SplunkHecSink, FieldError> {
@@ -97,8 +94,7 @@ impl SplunkHecSinkConfig {
                 .map_err(|e| FieldError::new(&["endpoint"], e.to_string()))
         };
         let client =
-            http_client::client(name, &self.tls, self.connect_timeout, self.request_timeout)
-                .map_err(|m| FieldError::new(&["tls"], m))?;
+            http_client::client(name, &self.transport).map_err(|m| FieldError::new(&["tls"], m))?;
         // A channel identifies this sink's requests for acknowledgement (a GUID).
         let hex: String = std::iter::repeat_with(|| fastrand::u8(0..16))
             .take(32)

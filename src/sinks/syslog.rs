@@ -20,9 +20,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Mutex;
 
 use super::driver::{ItemError, SendError, SinkService};
-use super::http_client::d_connect_timeout;
 use super::syslog_format::{self, Format, Header};
-use super::tls::TlsConfig;
+use super::transport::Transport;
 use crate::config::{FieldError, units};
 use crate::event::Event;
 
@@ -77,12 +76,11 @@ pub struct SyslogSinkConfig {
     /// The receiver's limit on one message (rsyslog's default is 8 KiB).
     #[serde(default = "d_max_size", deserialize_with = "units::size")]
     pub max_message_size: u64,
-    #[serde(default)]
-    pub tls: TlsConfig,
     /// Name to verify the TLS certificate against (default: the host of `address`).
     pub server_name: Option<String>,
-    #[serde(default = "d_connect_timeout", deserialize_with = "units::duration")]
-    pub connect_timeout: Duration,
+    /// `tls.*` and `connect_timeout` (taken out of the table first).
+    #[serde(skip)]
+    pub transport: Transport,
 }
 
 fn hostname() -> String {
@@ -131,14 +129,15 @@ impl SyslogSinkConfig {
                 "UDP sends one message per datagram: no framing",
             ));
         }
-        self.tls.check().map_err(|m| FieldError::new(&["tls"], m))
+        Ok(())
     }
 
     pub fn build(&self, name: &str) -> Result<SyslogSink, FieldError> {
         self.check()?;
         let tls = match self.protocol {
             Protocol::Tls => Some(
-                self.tls
+                self.transport
+                    .tls
                     .rustls(name)
                     .map_err(|m| FieldError::new(&["tls"], m))?,
             ),
@@ -224,17 +223,20 @@ impl SyslogSink {
             s.connect(first).await.map_err(|e| format!("{addr}: {e}"))?;
             return Ok(Conn::Udp(s));
         }
-        let tcp = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(&resolved[..]))
-            .await
-            .map_err(|_| format!("connecting to {addr}: timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let tcp = tokio::time::timeout(
+            self.cfg.transport.connect_timeout,
+            TcpStream::connect(&resolved[..]),
+        )
+        .await
+        .map_err(|_| format!("connecting to {addr}: timed out"))?
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(Conn::Tcp(tcp)),
             Some(cfg) => {
                 let c = tokio_rustls::TlsConnector::from(cfg.clone());
                 let s = tokio::time::timeout(
-                    self.cfg.connect_timeout,
+                    self.cfg.transport.connect_timeout,
                     c.connect(self.server_name.clone(), tcp),
                 )
                 .await
