@@ -26,6 +26,18 @@ pub struct AwsAccess {
 }
 
 impl AwsAccess {
+    /// Take `region`, `endpoint` and `assume_role` out of a component's table (serde cannot
+    /// flatten them into configs that refuse unknown keys).
+    pub fn take(table: &mut toml::Table) -> Result<AwsAccess, crate::config::FieldError> {
+        let mut keys = toml::Table::new();
+        for k in ["region", "endpoint", "assume_role"] {
+            if let Some(v) = table.remove(k) {
+                keys.insert(k.to_string(), v);
+            }
+        }
+        crate::config::from_table(keys)
+    }
+
     /// Build the SDK configuration for this component.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

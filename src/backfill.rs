@@ -72,10 +72,10 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
     };
     let (bucket, prefix) = parse_url(&req.url)?;
     let replaced = cfg.sources.get(&name).map(|s| &s.config);
-    let (region, endpoint, assume_role) = match replaced {
-        Some(SourceConfig::Sqs(s)) => (s.region.clone(), s.endpoint.clone(), s.assume_role.clone()),
-        Some(SourceConfig::S3(s)) => (s.region.clone(), s.endpoint.clone(), s.assume_role.clone()),
-        _ => (None, None, None),
+    let aws = match replaced {
+        Some(SourceConfig::Sqs(s)) => s.aws.clone(),
+        Some(SourceConfig::S3(s)) => s.aws.clone(),
+        _ => crate::aws::AwsAccess::default(),
     };
     let mut table = toml::Table::new();
     table.insert("bucket".into(), bucket.into());
@@ -84,9 +84,11 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
     let src = S3SourceConfig {
         start_time: req.since.clone(),
         end_time: req.until.clone(),
-        region: req.region.clone().or(region),
-        endpoint: req.endpoint.clone().or(endpoint),
-        assume_role,
+        aws: crate::aws::AwsAccess {
+            region: req.region.clone().or(aws.region),
+            endpoint: req.endpoint.clone().or(aws.endpoint),
+            assume_role: aws.assume_role,
+        },
         concurrency: req.concurrency.unwrap_or(src.concurrency),
         ..src
     };
@@ -219,7 +221,7 @@ mod tests {
             SourceConfig::S3(s) => {
                 assert_eq!(s.bucket, "trail");
                 assert_eq!(s.prefix, "AWSLogs/");
-                assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+                assert_eq!(s.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
                 assert_eq!(s.start_time.as_deref(), Some("2026-11-01"));
             }
             other => panic!("{other:?}"),

@@ -85,6 +85,16 @@ impl FieldError {
             message: message.into(),
         }
     }
+    /// An unknown top-level key: name the keys taken out of the table before the component's
+    /// own were read, which serde's "expected one of" list cannot know.
+    pub fn also_expected(mut self, keys: &[&str]) -> Self {
+        if self.path.len() == 1 && self.message.starts_with("unknown field") && !keys.is_empty() {
+            let list: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            self.message.push_str(&format!(", or {}", list.join(", ")));
+        }
+        self
+    }
+
     /// Prefix this error's path with `key`.
     pub fn under(mut self, key: &str) -> Self {
         self.path.insert(0, key.to_string());
@@ -295,7 +305,10 @@ impl Config {
                     Ok(config) => {
                         cfg.sources.insert(name, SourceSpec { line, config });
                     }
-                    Err(e) => l.field_err(&["sources", &name], e),
+                    Err(e) => l.field_err(
+                        &["sources", &name],
+                        e.also_expected(SourceConfig::shared_keys(&kind)),
+                    ),
                 }
             }
         }
@@ -333,7 +346,10 @@ impl Config {
                             },
                         );
                     }
-                    (Err(e), _) | (_, Err(e)) => l.field_err(&["sinks", &name], e),
+                    (Err(e), _) | (_, Err(e)) => l.field_err(
+                        &["sinks", &name],
+                        e.also_expected(&SinkConfig::shared_keys(&kind)),
+                    ),
                 }
             }
         }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::driver::{ItemError, SendError, SinkService};
 use super::partition;
 use super::template::Template;
-use crate::aws::{AssumeRole, AwsAccess, sink_error};
+use crate::aws::{AwsAccess, sink_error};
 use crate::config::{FieldError, units};
 use crate::event::Event;
 use crate::telemetry;
@@ -72,9 +72,9 @@ pub struct CloudWatchLogsSinkConfig {
     /// default; lower it where an account or region still has the old 256 KiB limit).
     #[serde(default = "d_max_event", deserialize_with = "units::size")]
     pub max_event_size: u64,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// `region`, `endpoint`, `assume_role` (taken out of the table first).
+    #[serde(skip)]
+    pub aws: AwsAccess,
 }
 
 /// Characters CloudWatch Logs allows in a group name.
@@ -83,14 +83,6 @@ fn group_char(c: char) -> bool {
 }
 
 impl CloudWatchLogsSinkConfig {
-    pub fn access(&self) -> AwsAccess {
-        AwsAccess {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            assume_role: self.assume_role.clone(),
-        }
-    }
-
     fn template(key: &str, s: &str, ok: fn(char) -> bool) -> Result<Template, FieldError> {
         if s.contains("{uuid}") {
             return Err(FieldError::new(&[key], "{uuid} has no meaning here"));
@@ -615,9 +607,7 @@ mod tests {
             create_missing: true,
             retention_days: retention,
             max_event_size: d_max_event(),
-            region: None,
-            endpoint: None,
-            assume_role: None,
+            aws: AwsAccess::default(),
         };
         assert!(
             cfg("/cloudtrail/{account_id}", DEFAULT_STREAM, Some(90))

@@ -14,7 +14,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::Deserialize;
 
 use super::driver::{ItemError, SendError, SinkService};
-use crate::aws::{AssumeRole, AwsAccess, RETRYABLE_CODES, sink_error};
+use crate::aws::{AwsAccess, RETRYABLE_CODES, sink_error};
 use crate::config::{FieldError, units};
 use crate::event::Event;
 use crate::telemetry;
@@ -49,9 +49,9 @@ pub struct EventBridgeSinkConfig {
     /// Entries and whole calls must stay under this size (EventBridge's limit: 256 KiB).
     #[serde(default = "d_max_size", deserialize_with = "units::size")]
     pub max_size: u64,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// `region`, `endpoint`, `assume_role` (taken out of the table first).
+    #[serde(skip)]
+    pub aws: AwsAccess,
 }
 
 /// The detail-type CloudTrail events have on EventBridge, by eventType.
@@ -66,14 +66,6 @@ pub fn detail_type_for(event_type: Option<&str>) -> &'static str {
 }
 
 impl EventBridgeSinkConfig {
-    pub fn access(&self) -> AwsAccess {
-        AwsAccess {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            assume_role: self.assume_role.clone(),
-        }
-    }
-
     pub fn check(&self) -> Result<(), FieldError> {
         if self.source.is_empty() || self.source.len() > 256 {
             return Err(FieldError::new(&["source"], "must be 1 to 256 characters"));
@@ -283,9 +275,7 @@ mod tests {
             source: "aws.cloudtrail".into(),
             detail_type: None,
             max_size: d_max_size(),
-            region: None,
-            endpoint: None,
-            assume_role: None,
+            aws: AwsAccess::default(),
         };
         assert!(c.check().is_err());
         c.source = d_source();

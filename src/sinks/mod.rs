@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 pub use driver::SinkCommon;
 
 use self::transport::Transport;
+use crate::aws::AwsAccess;
 use crate::config::{FieldError, from_table};
 use crate::transforms::Batch;
 
@@ -152,13 +153,53 @@ impl SinkConfig {
         c
     }
 
+    /// Keys taken out of a sink's table before its own are read.
+    pub fn shared_keys(kind: &str) -> Vec<&'static str> {
+        let mut k = vec![
+            "inputs",
+            "batch",
+            "retry",
+            "rate_limit",
+            "dead_letter",
+            "concurrency",
+            "max_concurrency",
+        ];
+        match kind {
+            "s3" | "cloudwatch_logs" | "eventbridge" => {
+                k.extend(["region", "endpoint", "assume_role"])
+            }
+            "http" | "splunk_hec" | "elasticsearch" => {
+                k.extend(["tls", "connect_timeout", "request_timeout"])
+            }
+            "syslog" => k.extend(["tls", "connect_timeout"]),
+            _ => {}
+        }
+        k
+    }
+
     pub fn parse(kind: &str, mut table: toml::Table) -> Result<Self, FieldError> {
         match kind {
             "file" => from_table(table).map(Self::File),
             "console" => from_table(table).map(Self::Console),
-            "s3" => from_table(table).map(|c| Self::S3(Box::new(c))),
-            "cloudwatch_logs" => from_table(table).map(|c| Self::CloudWatchLogs(Box::new(c))),
-            "eventbridge" => from_table(table).map(|c| Self::EventBridge(Box::new(c))),
+            "s3" => {
+                let aws = AwsAccess::take(&mut table)?;
+                from_table(table).map(|c| Self::S3(Box::new(s3::S3SinkConfig { aws, ..c })))
+            }
+            "cloudwatch_logs" => {
+                let aws = AwsAccess::take(&mut table)?;
+                from_table(table).map(|c| {
+                    Self::CloudWatchLogs(Box::new(cloudwatch_logs::CloudWatchLogsSinkConfig {
+                        aws,
+                        ..c
+                    }))
+                })
+            }
+            "eventbridge" => {
+                let aws = AwsAccess::take(&mut table)?;
+                from_table(table).map(|c| {
+                    Self::EventBridge(Box::new(eventbridge::EventBridgeSinkConfig { aws, ..c }))
+                })
+            }
             "http" => {
                 let transport = Transport::take(&mut table, true)?;
                 from_table(table)
@@ -220,21 +261,21 @@ impl SinkConfig {
             Self::S3(c) => {
                 let c = (**c).clone();
                 spawn_with(name, rx, common, async move {
-                    let client = c.access().s3().await;
+                    let client = c.aws.s3().await;
                     c.build(client)
                 })
             }
             Self::CloudWatchLogs(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
                 spawn_with(name, rx, common, async move {
-                    let client = c.access().cloudwatch_logs().await;
+                    let client = c.aws.cloudwatch_logs().await;
                     cloudwatch_logs::CloudWatchLogsSink::new(n, c, client)
                 })
             }
             Self::EventBridge(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
                 spawn_with(name, rx, common, async move {
-                    let client = c.access().eventbridge().await;
+                    let client = c.aws.eventbridge().await;
                     eventbridge::EventBridgeSink::new(n, c, client)
                 })
             }

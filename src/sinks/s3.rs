@@ -18,7 +18,7 @@ use super::encoding::{self, Compression};
 use super::file::FileEncoding;
 use super::partition;
 use super::template::{Template, fill_uuid};
-use crate::aws::{AssumeRole, AwsAccess, sdk_error_text, sink_error};
+use crate::aws::{AwsAccess, sdk_error_text, sink_error};
 use crate::config::{FieldError, units};
 use crate::event::Event;
 
@@ -62,20 +62,12 @@ pub struct S3SinkConfig {
     pub multipart_threshold: u64,
     #[serde(default = "d_part", deserialize_with = "units::size")]
     pub part_size: u64,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// `region`, `endpoint`, `assume_role` (taken out of the table first).
+    #[serde(skip)]
+    pub aws: AwsAccess,
 }
 
 impl S3SinkConfig {
-    pub fn access(&self) -> AwsAccess {
-        AwsAccess {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            assume_role: self.assume_role.clone(),
-        }
-    }
-
     pub fn check(&self) -> Result<Template, FieldError> {
         let t = Template::parse(&self.key).map_err(|m| FieldError::new(&["key"], m))?;
         if self.bucket.is_empty() {

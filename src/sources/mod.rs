@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::AwsAccess;
 use crate::config::FieldError;
 use crate::topology::Fanout;
 
@@ -50,15 +51,31 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
-    pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+    pub fn parse(kind: &str, mut table: toml::Table) -> Result<Self, FieldError> {
         match kind {
             "file" => crate::config::from_table(table).map(Self::File),
-            "sqs" => crate::config::from_table(table).map(|c| Self::Sqs(Box::new(c))),
-            "s3" => crate::config::from_table(table).map(|c| Self::S3(Box::new(c))),
+            "sqs" => {
+                let aws = AwsAccess::take(&mut table)?;
+                crate::config::from_table(table)
+                    .map(|c| Self::Sqs(Box::new(sqs::SqsSourceConfig { aws, ..c })))
+            }
+            "s3" => {
+                let aws = AwsAccess::take(&mut table)?;
+                crate::config::from_table(table)
+                    .map(|c| Self::S3(Box::new(s3::S3SourceConfig { aws, ..c })))
+            }
             other => Err(FieldError::new(
                 &["type"],
                 format!("unknown source type {other:?}; expected one of: file, sqs, s3"),
             )),
+        }
+    }
+
+    /// Keys taken out of a source's table before its own are read.
+    pub fn shared_keys(kind: &str) -> &'static [&'static str] {
+        match kind {
+            "sqs" | "s3" => &["region", "endpoint", "assume_role"],
+            _ => &[],
         }
     }
 

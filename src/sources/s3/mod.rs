@@ -27,7 +27,7 @@ use self::progress::Progress;
 use super::object::{KeyFilter, ObjectError, ObjectReader};
 use super::{SourceContext, SourceReport};
 use crate::ack::{UnitDone, UnitHandle};
-use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
+use crate::aws::{AwsAccess, sdk_error_text};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{FieldError, units};
 use crate::telemetry;
@@ -66,23 +66,14 @@ pub struct S3SourceConfig {
     pub key_exclude: Vec<String>,
     #[serde(default = "d_max_record", deserialize_with = "units::size")]
     pub max_record_bytes: u64,
-    pub region: Option<String>,
-    /// Endpoint override (S3 is then addressed path-style).
-    pub endpoint: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// `region`, `endpoint`, `assume_role` (taken out of the table first).
+    #[serde(skip)]
+    pub aws: AwsAccess,
 }
 
 type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl S3SourceConfig {
-    pub fn access(&self) -> AwsAccess {
-        AwsAccess {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            assume_role: self.assume_role.clone(),
-        }
-    }
-
     fn bounds(&self) -> Result<Bounds, FieldError> {
         let parse = |key: &str, v: &Option<String>| {
             v.as_deref()
@@ -492,7 +483,7 @@ async fn run(
 ) -> SourceReport {
     let cfg = Arc::new(cfg);
     let store = Arc::new(store);
-    let s3 = cfg.access().s3().await;
+    let s3 = cfg.aws.s3().await;
     let progress = progress::watched();
     let mut reader = Some(Arc::new(ObjectReader {
         source: ctx.name.clone(),

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use self::message::{Context, MsgMeta, Outcome};
 use super::{SourceContext, SourceReport};
 use crate::ack::{UnitDone, UnitHandle};
-use crate::aws::{AssumeRole, AwsAccess, sdk_error_text};
+use crate::aws::{AwsAccess, sdk_error_text};
 use crate::config::{FieldError, units};
 use crate::sources::object::{KeyFilter, ObjectReader};
 use crate::telemetry;
@@ -47,10 +47,9 @@ fn d_max_record() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SqsSourceConfig {
     pub queue_url: String,
-    pub region: Option<String>,
-    /// Endpoint override for SQS and S3 (S3 then path-style).
-    pub endpoint: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// `region`, `endpoint`, `assume_role` (taken out of the table first).
+    #[serde(skip)]
+    pub aws: AwsAccess,
     /// Receivers polling the queue at once (each handles one message at a time).
     #[serde(default = "d_concurrency")]
     pub concurrency: usize,
@@ -73,14 +72,6 @@ pub struct SqsSourceConfig {
 }
 
 impl SqsSourceConfig {
-    pub fn access(&self) -> AwsAccess {
-        AwsAccess {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            assume_role: self.assume_role.clone(),
-        }
-    }
-
     pub fn check(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if !self.queue_url.starts_with("http://") && !self.queue_url.starts_with("https://") {
@@ -300,7 +291,7 @@ async fn receiver(
 }
 
 async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> SourceReport {
-    let access = cfg.access();
+    let access = cfg.aws.clone();
     let shared = Arc::new(Shared {
         sqs: access.sqs().await,
         cfg: cfg.clone(),
