@@ -24,6 +24,11 @@ impl CheckpointStore {
         })
     }
 
+    /// A state file at a given path (its directory must exist).
+    pub fn at(path: PathBuf) -> Self {
+        CheckpointStore { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -4,6 +4,7 @@
 pub mod ack;
 pub mod aws;
 pub mod backfill;
+pub mod buffer;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;

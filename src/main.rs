@@ -228,6 +228,7 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
         }
     }
     let fatal = reports.iter().any(|(_, r)| r.fatal.is_some());
+    let left = trailship::buffer::events_left_behind() + trailship::buffer::damaged_regions();
     tracing::info!(events, units_not_delivered = failed, bad_inputs = bad, counters = %counters, "trailship stopped");
     if !once {
         return if fatal {
@@ -236,7 +237,7 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
-    if failed > 0 || fatal {
+    if failed > 0 || fatal || left > 0 {
         ExitCode::from(EXIT_UNDELIVERED)
     } else if bad > 0 {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -97,6 +97,8 @@ pub struct SinkCommon {
     pub adaptive_max: Option<usize>,
     /// Cancelled when this sink cannot start: the pipeline stops (set by the topology).
     pub stop_pipeline: Option<tokio_util::sync::CancellationToken>,
+    /// `buffer = { … }`: what sits between the sink's input and this driver.
+    pub buffer: Option<crate::buffer::BufferConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -129,7 +131,7 @@ fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
 }
 
 impl SinkCommon {
-    /// Take `batch`, `retry`, `rate_limit`, `dead_letter` and `concurrency` out of a sink's table, filling defaults from
+    /// Take `batch`, `retry`, `buffer`, `rate_limit`, `dead_letter` and `concurrency` out of a sink's table, filling defaults from
     /// `defaults` (each sink type has its own).
     pub fn take(table: &mut toml::Table, defaults: SinkCommon) -> Result<SinkCommon, FieldError> {
         let mut c = defaults;
@@ -149,6 +151,7 @@ impl SinkCommon {
         c.retry.max_backoff = r.max_backoff.unwrap_or(c.retry.max_backoff);
         c.retry.max_retries = r.max_retries.or(c.retry.max_retries);
         c.retry.max_duration = r.max_duration.unwrap_or(c.retry.max_duration);
+        c.buffer = crate::buffer::BufferConfig::take(table)?;
         let rl = sub(table, "rate_limit")?;
         if !rl.is_empty() {
             let r: RateLimitConfig = from_table(rl).map_err(|e| e.under("rate_limit"))?;
@@ -228,6 +231,7 @@ impl Default for SinkCommon {
             rate_limit: None,
             adaptive_max: None,
             stop_pipeline: None,
+            buffer: None,
         }
     }
 }

@@ -159,6 +159,7 @@ impl SinkConfig {
             "inputs",
             "batch",
             "retry",
+            "buffer",
             "rate_limit",
             "dead_letter",
             "concurrency",

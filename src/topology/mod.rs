@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffer;
 use crate::config::Config;
 use crate::config::graph::{Node, resolve};
 use crate::event::Event;
@@ -59,6 +60,9 @@ impl Fanout {
 
 pub struct Running {
     sources: Vec<(String, JoinHandle<SourceReport>)>,
+    /// Disk buffers' writers and readers: awaited after the sources (they may still be
+    /// replaying into their sinks, or saving their position).
+    buffers: Vec<JoinHandle<()>>,
     others: Vec<JoinHandle<()>>,
     pub shutdown: CancellationToken,
     pub hard_stop: CancellationToken,
@@ -121,10 +125,24 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
     let shutdown = CancellationToken::new();
     let hard_stop = CancellationToken::new();
     let mut others = Vec::new();
+    let mut buffers = Vec::new();
     for (name, s) in &cfg.sinks {
         let rx = receivers
             .remove(name)
             .ok_or_else(|| format!("sink {name}: no input channel"))?;
+        let (rx, tasks) = buffer::attach(
+            s.common.buffer.as_ref(),
+            rx,
+            buffer::Attach {
+                sink: name.as_str().into(),
+                data_dir: &cfg.data_dir,
+                chunk_events: s.common.batch.max_events,
+                once,
+                shutdown: shutdown.clone(),
+                hard_stop: hard_stop.clone(),
+            },
+        )?;
+        buffers.extend(tasks);
         let mut common = s.common.clone();
         common.stop_pipeline = Some(shutdown.clone());
         if let Some(target) = &common.dead_letter {
@@ -178,6 +196,7 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
     }
     Ok(Running {
         sources,
+        buffers,
         others,
         shutdown,
         hard_stop,
@@ -201,6 +220,7 @@ impl Running {
                 )),
             }
         }
+        futures_join(self.buffers.drain(..).collect()).await;
         let rest = futures_join(self.others.drain(..).collect());
         let _ = tokio::time::timeout(Duration::from_secs(5), rest).await;
         reports

@@ -8,6 +8,7 @@ pub mod measure;
 pub mod moto;
 pub mod proxy;
 pub mod rsyslog;
+pub mod switch;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::common::corpus;
 use crate::common::http_server::{Reply, Served, Server};
 use crate::common::measure::measure;
+use crate::common::switch::Switch;
 use crate::common::*;
 
 fn http_pipeline(d: &std::path::Path, uri: &str, extra: &str) -> std::path::PathBuf {
@@ -25,80 +26,6 @@ fn http_pipeline(d: &std::path::Path, uri: &str, extra: &str) -> std::path::Path
     )
     .unwrap();
     cfg
-}
-
-/// A TCP switch in front of a server: passes connections through, or (off) refuses new ones
-/// and cuts the open ones — a receiver that went away.
-struct Switch {
-    pub url: String,
-    on: Arc<AtomicU8>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Switch {
-    async fn start(upstream: &str) -> Switch {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = upstream.trim_start_matches("http://").to_string();
-        let on = Arc::new(AtomicU8::new(1));
-        let flag = on.clone();
-        let task = tokio::spawn(async move {
-            let mut listener = Some(listener);
-            loop {
-                if flag.load(Ordering::SeqCst) == 0 {
-                    // Off: close the listening socket (connections are refused) until on again.
-                    listener = None;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                let l = match &listener {
-                    Some(l) => l,
-                    None => match tokio::net::TcpListener::bind(addr).await {
-                        Ok(l) => listener.insert(l),
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                    },
-                };
-                let accepted = tokio::select! {
-                    a = l.accept() => a,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
-                };
-                let Ok((mut client, _)) = accepted else {
-                    continue;
-                };
-                let (up, flag) = (up.clone(), flag.clone());
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&up).await else {
-                        return;
-                    };
-                    let pump = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let cut = async {
-                        while flag.load(Ordering::SeqCst) == 1 {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! { _ = pump => {}, _ = cut => {} }
-                });
-            }
-        });
-        Switch {
-            url: format!("http://{addr}"),
-            on,
-            task,
-        }
-    }
-
-    fn set(&self, on: bool) {
-        self.on.store(u8::from(on), Ordering::SeqCst);
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,7 @@ mod bad_input;
 mod cloudwatch_logs;
 mod dead_letter;
 mod delivery;
+mod disk_buffer;
 mod e2e;
 mod elasticsearch;
 mod eventbridge;

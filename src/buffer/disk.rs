@@ -1,0 +1,119 @@
+//! `buffer = { type = "disk" }`: the directory `data_dir/buffers/SINK/`, locked by one process,
+//! holding numbered segment files and the delivered position; a writer thread that appends and
+//! fsyncs, and a reader task that replays into the sink and deletes what is delivered.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::reader::{self, Reader};
+use super::writer::Writer;
+use super::{Attach, WhenFull, segment};
+use crate::checkpoint::CheckpointStore;
+use crate::transforms::Batch;
+
+/// The writer's durable end: segments before `segment` are complete; `segment` is readable up
+/// to `len`. `closed`: the writer has stopped (its input closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frontier {
+    pub segment: u64,
+    pub len: u64,
+    pub closed: bool,
+}
+
+/// What the writer and the reader share.
+pub struct Shared {
+    pub sink: Arc<str>,
+    pub dir: PathBuf,
+    /// Bytes of segment files on disk.
+    pub used: AtomicU64,
+    pub max_size: u64,
+    /// The size at which the writer starts a new segment.
+    pub segment_size: u64,
+    /// Held for the life of the buffer: one process per buffer directory.
+    _lock: File,
+}
+
+/// Segments of an eighth of the buffer (1–64 MiB): delivered space is freed a segment at a
+/// time, so a full buffer frees space well before it is empty.
+fn segment_size(max_size: u64) -> u64 {
+    (max_size / 8).clamp(1 << 20, 64 << 20)
+}
+
+fn open(dir: &Path, sink: &Arc<str>, max_size: u64) -> Result<(Shared, Vec<u64>), String> {
+    let ctx = |what: &str, e: std::io::Error| {
+        format!("sink {sink}: disk buffer {}: {what}: {e}", dir.display())
+    };
+    fs::create_dir_all(dir).map_err(|e| ctx("cannot create the directory", e))?;
+    let lock = File::create(dir.join("lock")).map_err(|e| ctx("cannot create its lock file", e))?;
+    lock.try_lock().map_err(|e| {
+        format!(
+            "sink {sink}: disk buffer {} is in use by another process ({e}); each trailship needs its own data_dir",
+            dir.display()
+        )
+    })?;
+    let ids = segment::list(dir).map_err(|e| ctx("cannot list it", e))?;
+    let mut used = 0;
+    for id in &ids {
+        let p = segment::path(dir, *id);
+        used += fs::metadata(&p)
+            .map_err(|e| ctx(&format!("cannot read {}", p.display()), e))?
+            .len();
+    }
+    Ok((
+        Shared {
+            sink: sink.clone(),
+            dir: dir.to_path_buf(),
+            used: AtomicU64::new(used),
+            max_size,
+            segment_size: segment_size(max_size),
+            _lock: lock,
+        },
+        ids,
+    ))
+}
+
+pub fn spawn(
+    rx: mpsc::Receiver<Batch>,
+    max_size: u64,
+    when_full: WhenFull,
+    at: Attach<'_>,
+) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), String> {
+    let dir = at.data_dir.join("buffers").join(&*at.sink);
+    let (shared, ids) = open(&dir, &at.sink, max_size)?;
+    let shared = Arc::new(shared);
+    let store = CheckpointStore::at(dir.join("position.json"));
+    let saved = reader::load_position(&store, &at.sink)?;
+    // A new segment for this run, after everything on disk and the saved position.
+    let first_new = ids
+        .last()
+        .copied()
+        .max(saved.map(|p| p.segment))
+        .map_or(1, |l| l + 1);
+    let writer = Writer::create(shared.clone(), first_new, when_full, at.hard_stop.clone())?;
+    let (frontier_tx, frontier_rx) = watch::channel(Frontier {
+        segment: first_new,
+        len: 0,
+        closed: false,
+    });
+    let (out_tx, out_rx) = mpsc::channel(crate::topology::CHANNEL_BATCHES);
+    let reader = Reader::new(
+        shared.clone(),
+        store,
+        saved,
+        ids,
+        frontier_rx,
+        out_tx,
+        at.chunk_events,
+        at.once,
+        at.shutdown,
+        at.hard_stop,
+    );
+    let w = tokio::task::spawn_blocking(move || writer.run(rx, frontier_tx));
+    let r = tokio::spawn(reader.run());
+    Ok((out_rx, vec![w, r]))
+}

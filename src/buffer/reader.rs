@@ -1,0 +1,498 @@
+//! The disk buffer's reader: replays segments into the sink in chunks (each chunk one unit of
+//! work), keeps the delivered position (the start of the oldest chunk not yet delivered) in
+//! `position.json`, deletes segments wholly before it, and reads failed chunks again after a
+//! delay. A restart resumes at the saved position: what was delivered after it is sent again
+//! (duplicates), nothing before it is lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::disk::{Frontier, Shared};
+use super::segment::{self, Item};
+use crate::ack::{UnitDone, UnitHandle};
+use crate::checkpoint::CheckpointStore;
+use crate::event::{Event, EventData, Origin, parse_header};
+use crate::telemetry;
+use crate::transforms::Batch;
+
+/// Bytes read from a segment at once (a record larger than this is read whole).
+const WINDOW: usize = 1 << 20;
+const SAVE_EVERY: Duration = Duration::from_millis(200);
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+static LEFT_BEHIND: AtomicU64 = AtomicU64::new(0);
+static DAMAGED: AtomicU64 = AtomicU64::new(0);
+
+/// Events a `--once` run left in disk buffers because their sink failed them (they are sent
+/// at the next start).
+pub fn events_left_behind() -> u64 {
+    LEFT_BEHIND.load(Ordering::SeqCst)
+}
+
+/// Damaged regions met in disk buffers by this process (their records are lost).
+pub fn damaged_regions() -> u64 {
+    DAMAGED.load(Ordering::SeqCst)
+}
+
+/// A place in the buffer: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pos {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// The saved delivered position, if any.
+pub fn load_position(store: &CheckpointStore, sink: &str) -> Result<Option<Pos>, String> {
+    store
+        .load()
+        .map_err(|e| format!("sink {sink}: disk buffer position: {e}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Sent,
+    /// Failed; read again at this time.
+    Waiting(Instant),
+    /// Failed in a `--once` run: stays on disk for the next start.
+    Left,
+}
+
+struct Chunk {
+    start: Pos,
+    end: u64,
+    events: usize,
+    attempts: u32,
+    state: State,
+}
+
+pub struct Reader {
+    shared: Arc<Shared>,
+    store: CheckpointStore,
+    /// Segment ids on disk that may still hold undelivered records, oldest first.
+    segments: Vec<u64>,
+    frontier: watch::Receiver<Frontier>,
+    out: mpsc::Sender<Batch>,
+    chunk_events: usize,
+    once: bool,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+    cursor: Pos,
+    chunks: BTreeMap<u64, Chunk>,
+    next_id: u64,
+    done_tx: mpsc::UnboundedSender<UnitDone<u64>>,
+    done_rx: mpsc::UnboundedReceiver<UnitDone<u64>>,
+    saved: Option<Pos>,
+    last_save: Instant,
+}
+
+/// One read of a segment range.
+struct Chunked {
+    window: Bytes,
+    items: Vec<Item>,
+    used: u64,
+}
+
+impl Reader {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        store: CheckpointStore,
+        saved: Option<Pos>,
+        segments: Vec<u64>,
+        frontier: watch::Receiver<Frontier>,
+        out: mpsc::Sender<Batch>,
+        chunk_events: usize,
+        once: bool,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+    ) -> Reader {
+        let first = segments
+            .first()
+            .copied()
+            .unwrap_or(frontier.borrow().segment);
+        // Resume at the saved position; segments before it were delivered (their deletion
+        // was cut short). No position: everything on disk is replayed.
+        let cursor = match saved {
+            Some(p) if p.segment >= first => p,
+            _ => Pos {
+                segment: first,
+                offset: 0,
+            },
+        };
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut r = Reader {
+            shared,
+            store,
+            segments,
+            frontier,
+            out,
+            chunk_events: chunk_events.clamp(1, 10_000),
+            once,
+            shutdown,
+            hard_stop,
+            cursor,
+            chunks: BTreeMap::new(),
+            next_id: 0,
+            done_tx,
+            done_rx,
+            saved,
+            last_save: Instant::now(),
+        };
+        r.track(cursor.segment);
+        r.delete_before(cursor.segment);
+        let backlog = r.shared.used.load(Ordering::Acquire);
+        if backlog > 0 {
+            tracing::info!(sink = %r.shared.sink, bytes = backlog, segment = cursor.segment, offset = cursor.offset, "disk buffer holds events from before the restart: replaying them");
+        }
+        r
+    }
+
+    /// Remember a segment the cursor has reached, for deletion once delivered.
+    fn track(&mut self, id: u64) {
+        if let Err(i) = self.segments.binary_search(&id) {
+            self.segments.insert(i, id);
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            while let Ok(d) = self.done_rx.try_recv() {
+                self.settle(d);
+            }
+            self.advance(false);
+            if self.hard_stop.is_cancelled() {
+                break;
+            }
+            let stopping = !self.once && self.shutdown.is_cancelled();
+            let sent = self.count(|s| s == State::Sent);
+            if stopping && sent == 0 {
+                break;
+            }
+            if !stopping {
+                match self.next_work() {
+                    Ok(Some(batch)) => {
+                        tokio::select! {
+                            r = self.out.send(batch) => if r.is_err() {
+                                // The sink is gone (it could not start): stop.
+                                break;
+                            },
+                            _ = self.hard_stop.cancelled() => break,
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(sink = %self.shared.sink, error = %e, "cannot read the disk buffer; trying again in 1 s");
+                        telemetry::count(
+                            "buffer_read_errors_total",
+                            &[("sink", &self.shared.sink)],
+                        );
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                if self.once && self.drained() && sent == 0 {
+                    break;
+                }
+            }
+            let wake = self
+                .next_due()
+                .unwrap_or_else(|| Instant::now() + SAVE_EVERY);
+            tokio::select! {
+                d = self.done_rx.recv() => if let Some(d) = d { self.settle(d) },
+                r = self.frontier.changed(), if !stopping => if r.is_err() {
+                    // The writer is gone without closing (it panicked): nothing new comes.
+                    tokio::time::sleep(SAVE_EVERY).await;
+                },
+                _ = tokio::time::sleep_until(wake) => {},
+                _ = self.shutdown.cancelled(), if !self.once && !stopping => {},
+                _ = self.hard_stop.cancelled() => {},
+            }
+        }
+        let left: usize = self
+            .chunks
+            .values()
+            .filter(|c| c.state != State::Sent)
+            .map(|c| c.events)
+            .sum();
+        if left > 0 {
+            LEFT_BEHIND.fetch_add(left as u64, Ordering::SeqCst);
+            tracing::warn!(sink = %self.shared.sink, events = left, "events the sink did not take stay in the disk buffer; they are sent at the next start");
+        }
+        self.advance(true);
+    }
+
+    fn count(&self, f: impl Fn(State) -> bool) -> usize {
+        self.chunks.values().filter(|c| f(c.state)).count()
+    }
+
+    /// Everything the writer wrote (and it has stopped) has been read.
+    fn drained(&self) -> bool {
+        let f = *self.frontier.borrow();
+        f.closed && self.cursor.segment == f.segment && self.cursor.offset >= f.len
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.chunks
+            .values()
+            .filter_map(|c| match c.state {
+                State::Waiting(t) => Some(t),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn settle(&mut self, d: UnitDone<u64>) {
+        let once = self.once;
+        let Some(c) = self.chunks.get_mut(&d.meta) else {
+            return;
+        };
+        if d.delivered {
+            self.chunks.remove(&d.meta);
+            return;
+        }
+        c.attempts += 1;
+        if once {
+            c.state = State::Left;
+            return;
+        }
+        let delay = RETRY_FIRST
+            .saturating_mul(1 << c.attempts.min(10))
+            .min(RETRY_MAX);
+        tracing::warn!(sink = %self.shared.sink, events = c.events, segment = c.start.segment, offset = c.start.offset, retry_in_s = delay.as_secs(), "events from the disk buffer were not delivered; sending them again later");
+        c.state = State::Waiting(Instant::now() + delay);
+    }
+
+    /// Move the delivered position, delete what is wholly before it, save it now and then.
+    fn advance(&mut self, force: bool) {
+        let pos = self.chunks.values().next().map_or(self.cursor, |c| c.start);
+        self.delete_before(pos.segment);
+        if self.saved == Some(pos) || (!force && self.last_save.elapsed() < SAVE_EVERY) {
+            return;
+        }
+        match self.store.save(&pos) {
+            Ok(()) => {
+                self.saved = Some(pos);
+                self.last_save = Instant::now();
+            }
+            Err(e) => {
+                // Not fatal: an older position only means more duplicates after a crash.
+                tracing::warn!(sink = %self.shared.sink, error = %e, "cannot save the disk buffer position; trying again");
+                self.last_save = Instant::now();
+            }
+        }
+    }
+
+    fn delete_before(&mut self, segment: u64) {
+        while let Some(&id) = self.segments.first() {
+            if id >= segment {
+                break;
+            }
+            let path = segment::path(&self.shared.dir, id);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    self.shared.used.fetch_sub(len, Ordering::AcqRel);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(sink = %self.shared.sink, segment = %path.display(), error = %e, "cannot delete a delivered buffer segment; trying again later");
+                    return;
+                }
+            }
+            self.segments.remove(0);
+        }
+    }
+
+    /// The next batch to send: a failed chunk whose time has come, else new records.
+    fn next_work(&mut self) -> Result<Option<Batch>, String> {
+        let now = Instant::now();
+        let due = self.chunks.iter().find_map(|(id, c)| match c.state {
+            State::Waiting(t) if t <= now => Some(*id),
+            _ => None,
+        });
+        if let Some(id) = due {
+            let Some(c) = self.chunks.get(&id) else {
+                return Ok(None);
+            };
+            let (start, end) = (c.start, c.end);
+            let read = read_range(&self.shared.dir, start, end, usize::MAX)?;
+            let batch = self.events(id, &read, start.segment);
+            if let Some(c) = self.chunks.get_mut(&id) {
+                c.state = State::Sent;
+            }
+            return Ok(Some(batch));
+        }
+        loop {
+            let f = *self.frontier.borrow();
+            let Pos { segment, offset } = self.cursor;
+            let (limit, closed) = if segment < f.segment {
+                let path = segment::path(&self.shared.dir, segment);
+                match std::fs::metadata(&path) {
+                    Ok(m) => (m.len(), true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, true),
+                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                }
+            } else {
+                (f.len, false)
+            };
+            if offset >= limit {
+                if !closed {
+                    return Ok(None);
+                }
+                // The end of a complete segment: on to the next one on disk.
+                let next = self
+                    .segments
+                    .iter()
+                    .copied()
+                    .find(|id| *id > segment)
+                    .unwrap_or(f.segment)
+                    .max(segment + 1)
+                    .min(f.segment);
+                self.cursor = Pos {
+                    segment: next,
+                    offset: 0,
+                };
+                self.track(next);
+                continue;
+            }
+            let read = read_range(&self.shared.dir, self.cursor, limit, self.chunk_events)?;
+            if read.used == 0 {
+                return Err(format!(
+                    "{}: shorter than expected (offset {offset}, end {limit})",
+                    segment::path(&self.shared.dir, segment).display()
+                ));
+            }
+            let start = self.cursor;
+            self.cursor.offset += read.used;
+            let id = self.next_id;
+            self.next_id += 1;
+            let batch = self.events(id, &read, segment);
+            if batch.is_empty() {
+                continue;
+            }
+            self.chunks.insert(
+                id,
+                Chunk {
+                    start,
+                    end: self.cursor.offset,
+                    events: batch.len(),
+                    attempts: 0,
+                    state: State::Sent,
+                },
+            );
+            return Ok(Some(batch));
+        }
+    }
+
+    /// The events of a read, as one unit; damaged bytes are reported.
+    fn events(&self, id: u64, read: &Chunked, segment: u64) -> Batch {
+        let unit = UnitHandle::new(id, self.done_tx.clone());
+        let mut out = Vec::with_capacity(read.items.len());
+        let mut origins: HashMap<(&[u8], &[u8]), Arc<Origin>> = HashMap::new();
+        for item in &read.items {
+            match item {
+                Item::Record { offset, payload } => {
+                    let p = &read.window[payload.clone()];
+                    let Some(parts) = segment::parts(p) else {
+                        self.damaged(segment, *offset, payload.len() as u64, "record layout");
+                        continue;
+                    };
+                    let raw = read
+                        .window
+                        .slice(payload.start + parts.raw.start..payload.end);
+                    let Ok(header) = parse_header(&raw) else {
+                        self.damaged(segment, *offset, payload.len() as u64, "not a JSON record");
+                        continue;
+                    };
+                    let key = (&p[parts.source.clone()], &p[parts.location.clone()]);
+                    let origin = origins
+                        .entry(key)
+                        .or_insert_with(|| {
+                            Arc::new(Origin {
+                                source: String::from_utf8_lossy(key.0).into(),
+                                location: String::from_utf8_lossy(key.1).into_owned(),
+                            })
+                        })
+                        .clone();
+                    out.push(Event::new(
+                        EventData {
+                            raw,
+                            header,
+                            origin,
+                        },
+                        unit.token(),
+                    ));
+                }
+                Item::Damaged { offset, len } => self.damaged(segment, *offset, *len, "checksum"),
+            }
+        }
+        unit.seal();
+        out
+    }
+
+    fn damaged(&self, segment: u64, offset: u64, len: u64, what: &str) {
+        let path = segment::path(&self.shared.dir, segment);
+        tracing::error!(sink = %self.shared.sink, segment = %path.display(), offset, bytes = len, check = what, "damaged bytes in the disk buffer skipped: the records in them are lost, the ones around them are delivered");
+        telemetry::add(
+            "buffer_damaged_bytes_total",
+            &[("sink", &self.shared.sink)],
+            len,
+        );
+        telemetry::count(
+            "buffer_damaged_regions_total",
+            &[("sink", &self.shared.sink)],
+        );
+        DAMAGED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Read records of `segment` from `start` up to `limit` (at most `max_items` of them). `limit`
+/// is the end of a complete segment or the writer's durable length: whole records end there.
+fn read_range(dir: &Path, start: Pos, limit: u64, max_items: usize) -> Result<Chunked, String> {
+    let path = segment::path(dir, start.segment);
+    let ctx = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = File::open(&path).map_err(ctx)?;
+    f.seek(SeekFrom::Start(start.offset)).map_err(ctx)?;
+    let avail = limit.saturating_sub(start.offset) as usize;
+    let mut want = avail.min(WINDOW);
+    let mut buf = Vec::new();
+    loop {
+        if buf.len() < want {
+            let have = buf.len();
+            buf.resize(want, 0);
+            let mut got = have;
+            while got < want {
+                match f.read(&mut buf[got..]).map_err(ctx)? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            buf.truncate(got);
+        }
+        let complete = buf.len() >= avail || buf.len() < want;
+        let d = segment::decode(&buf, start.offset, complete, max_items);
+        match d.need {
+            Some(n) if !complete => want = n.max(want * 2).min(avail),
+            _ => {
+                return Ok(Chunked {
+                    window: Bytes::from(buf),
+                    items: d.items,
+                    used: d.used as u64,
+                });
+            }
+        }
+    }
+}
