@@ -82,6 +82,10 @@ pub struct Reader {
     store: CheckpointStore,
     /// Segment ids on disk that may still hold undelivered records, oldest first.
     segments: Vec<u64>,
+    /// The segments found at start (ids may have gaps), and the first this run writes (from
+    /// there on they follow one another).
+    found: Vec<u64>,
+    first_new: u64,
     frontier: watch::Receiver<Frontier>,
     out: mpsc::Sender<Batch>,
     chunk_events: usize,
@@ -132,9 +136,12 @@ impl Reader {
             },
         };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let first_new = frontier.borrow().segment;
         let mut r = Reader {
             shared,
             store,
+            found: segments.clone(),
+            first_new,
             segments,
             frontier,
             out,
@@ -354,12 +361,11 @@ impl Reader {
                 }
                 // The end of a complete segment: on to the next one on disk.
                 let next = self
-                    .segments
+                    .found
                     .iter()
                     .copied()
                     .find(|id| *id > segment)
-                    .unwrap_or(f.segment)
-                    .max(segment + 1)
+                    .unwrap_or((segment + 1).max(self.first_new))
                     .min(f.segment);
                 self.cursor = Pos {
                     segment: next,
