@@ -28,7 +28,7 @@ use crate::transforms::Batch;
 
 /// Bytes read from a segment at once (a record larger than this is read whole).
 const WINDOW: usize = 1 << 20;
-const SAVE_EVERY: Duration = Duration::from_millis(200);
+const SAVE_EVERY: Duration = Duration::from_millis(50);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 

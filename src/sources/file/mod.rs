@@ -34,7 +34,7 @@ pub enum StartAt {
 }
 
 /// How often committed positions are saved (when they changed).
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 fn d_poll() -> Duration {
     Duration::from_secs(5)
