@@ -59,7 +59,9 @@ async fn sink_outage_503_then_refused_then_hanging_then_back_loses_nothing() {
     let cfg = http_pipeline(
         d.path(),
         &format!("{}/in", switch.url),
-        "request_timeout = \"2s\"\nconnect_timeout = \"1s\"\nretry.max_backoff = \"4s\"",
+        // Long enough that a loaded CI machine does not time out an answered request (which
+        // would be sent again: a duplicate), short enough to time out within the hang phase.
+        "request_timeout = \"4s\"\nconnect_timeout = \"1s\"\nretry.max_backoff = \"4s\"",
     );
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     let phase_len = Duration::from_secs(6);

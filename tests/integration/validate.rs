@@ -51,7 +51,7 @@ fn errors_name_file_line_and_key() {
             &format!(
                 "{BASE}[sinks.cwl]\ntype = \"cloudwatch_logs\"\ninputs = [\"trail\"]\ngroup = \"g\"\nregoin = \"us-east-1\"\n"
             ),
-            "sinks.cwl.regoin: unknown field `regoin`, expected one of `group`, `stream`, `create_missing`, `retention_days`, `max_event_size`, or `inputs`, `batch`, `retry`, `rate_limit`, `dead_letter`, `concurrency`, `max_concurrency`, `region`, `endpoint`, `assume_role`",
+            "sinks.cwl.regoin: unknown field `regoin`, expected one of `group`, `stream`, `create_missing`, `retention_days`, `max_event_size`, or `inputs`, `batch`, `retry`, `buffer`, `rate_limit`, `dead_letter`, `concurrency`, `max_concurrency`, `region`, `endpoint`, `assume_role`",
         ),
         (
             &BASE.replace("path = \"/tmp/out.ndjson\"\n", ""),
