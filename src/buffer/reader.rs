@@ -188,7 +188,7 @@ impl Reader {
                 break;
             }
             if !stopping {
-                match self.next_work() {
+                match self.next_work().await {
                     Ok(Some(batch)) => {
                         tokio::select! {
                             r = self.out.send(batch) => if r.is_err() {
@@ -324,7 +324,7 @@ impl Reader {
     }
 
     /// The next batch to send: a failed chunk whose time has come, else new records.
-    fn next_work(&mut self) -> Result<Option<Batch>, String> {
+    async fn next_work(&mut self) -> Result<Option<Batch>, String> {
         let now = Instant::now();
         let due = self.chunks.iter().find_map(|(id, c)| match c.state {
             State::Waiting(t) if t <= now => Some(*id),
@@ -335,7 +335,7 @@ impl Reader {
                 return Ok(None);
             };
             let (start, end) = (c.start, c.end);
-            let read = read_range(&self.shared.dir, start, end, usize::MAX)?;
+            let read = read_range(&self.shared.dir, start, end, usize::MAX).await?;
             let batch = self.events(id, &read, start.segment);
             if let Some(c) = self.chunks.get_mut(&id) {
                 c.state = State::Sent;
@@ -374,7 +374,7 @@ impl Reader {
                 self.track(next);
                 continue;
             }
-            let read = read_range(&self.shared.dir, self.cursor, limit, self.chunk_events)?;
+            let read = read_range(&self.shared.dir, self.cursor, limit, self.chunk_events).await?;
             if read.used == 0 {
                 return Err(format!(
                     "{}: shorter than expected (offset {offset}, end {limit})",
@@ -467,7 +467,24 @@ impl Reader {
 
 /// Read records of `segment` from `start` up to `limit` (at most `max_items` of them). `limit`
 /// is the end of a complete segment or the writer's durable length: whole records end there.
-fn read_range(dir: &Path, start: Pos, limit: u64, max_items: usize) -> Result<Chunked, String> {
+async fn read_range(
+    dir: &Path,
+    start: Pos,
+    limit: u64,
+    max_items: usize,
+) -> Result<Chunked, String> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || read_range_blocking(&dir, start, limit, max_items))
+        .await
+        .map_err(|e| format!("buffer read task: {e}"))?
+}
+
+fn read_range_blocking(
+    dir: &Path,
+    start: Pos,
+    limit: u64,
+    max_items: usize,
+) -> Result<Chunked, String> {
     let path = segment::path(dir, start.segment);
     let ctx = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut f = File::open(&path).map_err(ctx)?;
