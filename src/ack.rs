@@ -81,6 +81,50 @@ impl AckToken {
     }
 }
 
+type Report = Box<dyn FnOnce(bool) + Send>;
+
+/// A share that reports its outcome before passing it on (see `AckToken::watch`).
+struct Watched {
+    pending: AtomicUsize,
+    failed: AtomicBool,
+    inner: Mutex<Option<(AckToken, Report)>>,
+}
+
+impl Resolve for Watched {
+    fn add(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+    fn resolve(&self, ok: bool) {
+        if !ok {
+            self.failed.store(true, Ordering::Release);
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let taken = self.inner.lock().ok().and_then(|mut i| i.take());
+            if let Some((token, report)) = taken {
+                let delivered = !self.failed.load(Ordering::Acquire);
+                report(delivered);
+                if delivered {
+                    token.ack();
+                } else {
+                    token.fail();
+                }
+            }
+        }
+    }
+}
+
+impl AckToken {
+    /// This share, reporting to `report` whether it (and every copy made of it) was delivered,
+    /// just before the outcome reaches the unit. `report` is called once.
+    pub fn watch(self, report: impl FnOnce(bool) + Send + 'static) -> AckToken {
+        AckToken(Some(Arc::new(Watched {
+            pending: AtomicUsize::new(1),
+            failed: AtomicBool::new(false),
+            inner: Mutex::new(Some((self, Box::new(report)))),
+        })))
+    }
+}
+
 impl Clone for AckToken {
     fn clone(&self) -> Self {
         if let Some(u) = &self.0 {
@@ -183,6 +227,30 @@ impl<M: Send + 'static> Drop for UnitHandle<M> {
 mod tests {
     use super::*;
     use tokio::sync::mpsc::unbounded_channel;
+
+    #[test]
+    fn watched_share_reports_then_passes_the_outcome_on() {
+        let (tx, mut rx) = unbounded_channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let u = UnitHandle::new((), tx);
+        let s = seen.clone();
+        let w = u.token().watch(move |ok| s.lock().unwrap().push(ok));
+        let copy = w.clone();
+        u.seal();
+        w.ack();
+        assert!(seen.lock().unwrap().is_empty());
+        copy.fail();
+        assert_eq!(*seen.lock().unwrap(), vec![false]);
+        assert!(!rx.try_recv().unwrap().delivered);
+        // Dropped unresolved: a failure, reported too.
+        let (tx, mut rx) = unbounded_channel();
+        let u = UnitHandle::new((), tx);
+        let s = seen.clone();
+        drop(u.token().watch(move |ok| s.lock().unwrap().push(ok)));
+        u.seal();
+        assert_eq!(*seen.lock().unwrap(), vec![false, false]);
+        assert!(!rx.try_recv().unwrap().delivered);
+    }
 
     #[test]
     fn completes_when_all_shares_resolved() {

@@ -82,6 +82,9 @@ async fn run_transform(
             }
         }
     }
+    while t.finish() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Start every component of a checked config.
@@ -167,7 +170,7 @@ pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
             .ok_or_else(|| format!("transform {name}: no input channel"))?;
         let built = t
             .config
-            .build()
+            .build(name, Some(&cfg.data_dir))
             .map_err(|e| format!("transform {name}: {}", e.message))?;
         let outs = t
             .config

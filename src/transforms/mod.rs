@@ -2,6 +2,7 @@
 //! event it forwards to no output is acknowledged as deliberately dropped.
 
 pub mod condition;
+pub mod dedup;
 pub mod filter;
 pub mod route;
 
@@ -13,12 +14,18 @@ pub type Batch = Vec<Event>;
 pub trait Transform: Send + 'static {
     /// Process a batch; `out[i]` collects what goes to output `i` (see `TransformConfig::outputs`).
     fn process(&mut self, batch: Batch, out: &mut [Batch]);
+    /// Called after the last batch, again every 50 ms while it returns true (waiting for the
+    /// outcome of events it passed on, to save state).
+    fn finish(&mut self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum TransformConfig {
     Filter(Box<filter::FilterConfig>),
     Route(route::RouteConfig),
+    Dedup(dedup::DedupConfig),
 }
 
 impl TransformConfig {
@@ -26,9 +33,10 @@ impl TransformConfig {
         match kind {
             "filter" => filter::FilterConfig::parse(table).map(|c| Self::Filter(Box::new(c))),
             "route" => crate::config::from_table(table).map(Self::Route),
+            "dedup" => crate::config::from_table(table).map(Self::Dedup),
             other => Err(FieldError::new(
                 &["type"],
-                format!("unknown transform type {other:?}; expected one of: filter, route"),
+                format!("unknown transform type {other:?}; expected one of: filter, route, dedup"),
             )),
         }
     }
@@ -36,19 +44,28 @@ impl TransformConfig {
     /// Output names; "" is a transform's single unnamed output.
     pub fn outputs(&self) -> Vec<String> {
         match self {
-            Self::Filter(_) => vec![String::new()],
+            Self::Filter(_) | Self::Dedup(_) => vec![String::new()],
             Self::Route(r) => r.outputs(),
         }
     }
 
-    pub fn build(&self) -> Result<Box<dyn Transform>, FieldError> {
+    /// `data_dir`: where state lives (None when only checking the config).
+    pub fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn Transform>, FieldError> {
         Ok(match self {
             Self::Filter(c) => Box::new(c.build()?),
             Self::Route(c) => Box::new(c.build()?),
+            Self::Dedup(c) => Box::new(c.build(
+                name,
+                data_dir.map(|d| d.join("dedup").join(format!("{name}.state"))),
+            )?),
         })
     }
 
     pub fn check(&self) -> Vec<FieldError> {
-        self.build().err().into_iter().collect()
+        self.build("check", None).err().into_iter().collect()
     }
 }

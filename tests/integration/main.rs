@@ -7,6 +7,7 @@ mod aws_e2e;
 mod bad_input;
 mod cloudwatch_logs;
 mod dead_letter;
+mod dedup;
 mod delivery;
 mod disk_buffer;
 mod e2e;
