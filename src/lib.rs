@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod event;
+pub mod lookup;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

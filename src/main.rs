@@ -61,6 +61,9 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Find events in a trail directory or an S3 prefix, like CloudTrail's LookupEvents
+    /// (e.g. who deleted this bucket?), on every core.
+    Lookup(Box<trailship::lookup::LookupArgs>),
     /// Print the version.
     Version,
 }
@@ -89,6 +92,17 @@ fn print_errors(errs: &[ConfigError]) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Lookup(args) => {
+            telemetry::init_logging(cli.log_format, "warn");
+            match trailship::lookup::run(*args, Box::new(std::io::stdout())) {
+                Ok(o) if o.unreadable > 0 => ExitCode::from(EXIT_BAD_INPUT),
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Version => {
             println!("trailship {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

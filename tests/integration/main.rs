@@ -15,6 +15,7 @@ mod elasticsearch;
 mod eventbridge;
 mod faults;
 mod http_sink;
+mod lookup;
 mod s3_sink;
 mod s3_source;
 mod splunk_hec;
