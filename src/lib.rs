@@ -15,3 +15,4 @@ pub mod sources;
 pub mod telemetry;
 pub mod topology;
 pub mod transforms;
+pub mod verify;

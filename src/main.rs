@@ -17,6 +17,8 @@ use trailship::topology;
 const EXIT_CONFIG: u8 = 1;
 const EXIT_UNDELIVERED: u8 = 3;
 const EXIT_BAD_INPUT: u8 = 4;
+/// `trailship verify`: a digest or log file failed its check.
+const EXIT_INTEGRITY: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +66,9 @@ enum Command {
     /// Find events in a trail directory or an S3 prefix, like CloudTrail's LookupEvents
     /// (e.g. who deleted this bucket?), on every core.
     Lookup(Box<trailship::lookup::LookupArgs>),
+    /// Check CloudTrail log-file integrity (digest signatures, the digest chain, log file
+    /// hashes), like `aws cloudtrail validate-logs`; exit 5 when anything fails.
+    Verify(Box<trailship::verify::VerifyArgs>),
     /// Print the version.
     Version,
 }
@@ -97,6 +102,23 @@ fn main() -> ExitCode {
             match trailship::lookup::run(*args, Box::new(std::io::stdout())) {
                 Ok(o) if o.unreadable > 0 => ExitCode::from(EXIT_BAD_INPUT),
                 Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        Command::Verify(args) => {
+            telemetry::init_logging(cli.log_format, "warn");
+            match trailship::verify::run(&args) {
+                Ok(r) => {
+                    trailship::verify::print(&r);
+                    if r.problems.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(EXIT_INTEGRITY)
+                    }
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(EXIT_CONFIG)

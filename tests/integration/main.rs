@@ -23,3 +23,4 @@ mod sqs;
 mod syslog;
 mod tail;
 mod validate;
+mod verify;
