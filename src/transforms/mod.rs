@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod dedup;
 pub mod filter;
+pub mod normalize;
 pub mod route;
 
 use crate::config::FieldError;
@@ -26,6 +27,7 @@ pub enum TransformConfig {
     Filter(Box<filter::FilterConfig>),
     Route(route::RouteConfig),
     Dedup(dedup::DedupConfig),
+    Normalize(normalize::NormalizeConfig),
 }
 
 impl TransformConfig {
@@ -34,9 +36,12 @@ impl TransformConfig {
             "filter" => filter::FilterConfig::parse(table).map(|c| Self::Filter(Box::new(c))),
             "route" => crate::config::from_table(table).map(Self::Route),
             "dedup" => crate::config::from_table(table).map(Self::Dedup),
+            "normalize" => crate::config::from_table(table).map(Self::Normalize),
             other => Err(FieldError::new(
                 &["type"],
-                format!("unknown transform type {other:?}; expected one of: filter, route, dedup"),
+                format!(
+                    "unknown transform type {other:?}; expected one of: filter, route, dedup, normalize"
+                ),
             )),
         }
     }
@@ -44,7 +49,7 @@ impl TransformConfig {
     /// Output names; "" is a transform's single unnamed output.
     pub fn outputs(&self) -> Vec<String> {
         match self {
-            Self::Filter(_) | Self::Dedup(_) => vec![String::new()],
+            Self::Filter(_) | Self::Dedup(_) | Self::Normalize(_) => vec![String::new()],
             Self::Route(r) => r.outputs(),
         }
     }
@@ -58,6 +63,7 @@ impl TransformConfig {
         Ok(match self {
             Self::Filter(c) => Box::new(c.build()?),
             Self::Route(c) => Box::new(c.build()?),
+            Self::Normalize(c) => Box::new(c.build(name)),
             Self::Dedup(c) => Box::new(c.build(
                 name,
                 data_dir.map(|d| d.join("dedup").join(format!("{name}.state"))),

@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod http_server;
 pub mod measure;
 pub mod moto;
+pub mod ocsf;
 pub mod proxy;
 pub mod rsyslog;
 pub mod switch;

@@ -16,6 +16,7 @@ mod eventbridge;
 mod faults;
 mod http_sink;
 mod lookup;
+mod normalize;
 mod s3_sink;
 mod s3_source;
 mod splunk_hec;

@@ -1,0 +1,511 @@
+//! CloudTrail → OCSF 1.1.0, as Amazon Security Lake's CloudTrail source (version 2) writes it:
+//! Authentication (3002) for console sign-ins, Account Change (3001) for IAM user and role
+//! lifecycle, MFA and policy changes, API Activity (6003) for every other call. What is not
+//! mapped goes to `unmapped` under its CloudTrail name.
+
+use serde_json::{Map, Value, json};
+
+pub const VERSION: &str = "1.1.0";
+
+/// The CRUD activity of an API call, from its verb (`activity_id`, caption).
+pub fn api_activity(event_name: &str, read_only: Option<bool>) -> (u8, &'static str) {
+    const CREATE: &[&str] = &[
+        "Create",
+        "Add",
+        "Allocate",
+        "Import",
+        "Register",
+        "Run",
+        "Issue",
+        "Generate",
+        "Request",
+        "Copy",
+        "Upload",
+        "Publish",
+        "Send",
+        "Invoke",
+        "Assume",
+        "Launch",
+        "Provision",
+        "Post",
+    ];
+    const READ: &[&str] = &[
+        "Get", "Describe", "List", "Head", "Lookup", "Search", "Select", "Scan", "Query",
+        "BatchGet", "Check", "Download", "Retrieve", "Decrypt", "Verify", "Test", "Preview",
+        "Estimate", "Validate", "Filter", "Read", "View",
+    ];
+    const UPDATE: &[&str] = &[
+        "Update",
+        "Put",
+        "Modify",
+        "Set",
+        "Change",
+        "Attach",
+        "Detach",
+        "Associate",
+        "Disassociate",
+        "Enable",
+        "Disable",
+        "Tag",
+        "Untag",
+        "Reset",
+        "Replace",
+        "Start",
+        "Stop",
+        "Reboot",
+        "Restore",
+        "Apply",
+        "Authorize",
+        "Accept",
+        "Reject",
+        "Rotate",
+        "Encrypt",
+        "Resume",
+        "Suspend",
+        "Move",
+        "Rename",
+        "Renew",
+        "Activate",
+        "Deactivate",
+        "Assign",
+        "Unassign",
+        "Link",
+        "Unlink",
+        "Grant",
+        "Edit",
+        "Restart",
+    ];
+    const DELETE: &[&str] = &[
+        "Delete",
+        "Remove",
+        "Terminate",
+        "Deregister",
+        "Revoke",
+        "Release",
+        "Purge",
+        "Destroy",
+        "Deprovision",
+        "Disconnect",
+        "Cancel",
+        "Abort",
+        "Unsubscribe",
+        "Clear",
+        "Drop",
+    ];
+    let verb_is = |verbs: &[&str]| {
+        verbs.iter().any(|v| {
+            event_name.starts_with(v)
+                && event_name[v.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+    };
+    if verb_is(DELETE) {
+        (4, "Delete")
+    } else if verb_is(CREATE) {
+        (1, "Create")
+    } else if verb_is(READ) {
+        (2, "Read")
+    } else if verb_is(UPDATE) {
+        (3, "Update")
+    } else if read_only == Some(true) {
+        (2, "Read")
+    } else {
+        (99, "Other")
+    }
+}
+
+/// Account Change activities (OCSF 1.1.0) of IAM calls.
+fn account_change(source: &str, name: &str) -> Option<(u8, &'static str)> {
+    if source != "iam.amazonaws.com" {
+        return None;
+    }
+    Some(match name {
+        "CreateUser" | "CreateRole" | "CreateLoginProfile" => (1, "Create"),
+        "EnableUser" => (2, "Enable"),
+        "ChangePassword" | "UpdateLoginProfile" => (3, "Password Change"),
+        "DeleteUser" | "DeleteRole" | "DeleteLoginProfile" => (6, "Delete"),
+        "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "PutUserPolicy"
+        | "PutRolePolicy" | "PutGroupPolicy" => (7, "Attach Policy"),
+        "DetachUserPolicy" | "DetachRolePolicy" | "DetachGroupPolicy" | "DeleteUserPolicy"
+        | "DeleteRolePolicy" | "DeleteGroupPolicy" => (8, "Detach Policy"),
+        "EnableMFADevice" => (10, "MFA Factor Enable"),
+        "DeactivateMFADevice" => (11, "MFA Factor Disable"),
+        _ => return None,
+    })
+}
+
+fn s(v: &Value) -> Option<&str> {
+    v.as_str().filter(|x| !x.is_empty())
+}
+
+/// Insert `v` when it is not null.
+fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
+    if !v.is_null() {
+        m.insert(k.into(), v);
+    }
+}
+
+fn opt(v: Option<&str>) -> Value {
+    v.map_or(Value::Null, |x| Value::String(x.into()))
+}
+
+fn obj(m: Map<String, Value>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
+/// OCSF's user type for a CloudTrail identity type.
+fn user_type(t: &str) -> (u8, &'static str) {
+    match t {
+        "IAMUser" | "AssumedRole" | "FederatedUser" | "IdentityCenterUser" | "SAMLUser"
+        | "WebIdentityUser" => (1, "User"),
+        "Root" => (2, "Admin"),
+        "AWSService" | "AWSAccount" => (3, "System"),
+        _ => (99, "Other"),
+    }
+}
+
+/// The OCSF user for a CloudTrail `userIdentity`.
+fn user(id: &Value) -> Value {
+    let mut u = Map::new();
+    let issuer = &id["sessionContext"]["sessionIssuer"];
+    put(
+        &mut u,
+        "name",
+        opt(s(&id["userName"]).or(s(&issuer["userName"]))),
+    );
+    put(&mut u, "uid", opt(s(&id["arn"])));
+    put(&mut u, "uid_alt", opt(s(&id["principalId"])));
+    put(
+        &mut u,
+        "credential_uid",
+        opt(s(&id["accessKeyId"]).or(s(&id["credentialId"]))),
+    );
+    if let Some(t) = s(&id["type"]) {
+        let (tid, caption) = user_type(t);
+        u.insert("type_id".into(), tid.into());
+        u.insert("type".into(), (if tid == 99 { t } else { caption }).into());
+    }
+    if let Some(a) = s(&id["accountId"]) {
+        u.insert(
+            "account".into(),
+            json!({"uid": a, "type_id": 10, "type": "AWS Account"}),
+        );
+    }
+    // A user is known by an account, a name or a uid: an AWS service acting on its own has
+    // only its name (invokedBy); an identity with none of these is left out.
+    if !["account", "name", "uid"]
+        .iter()
+        .any(|k| u.contains_key(*k))
+    {
+        match s(&id["invokedBy"]) {
+            Some(svc) => {
+                u.insert("name".into(), svc.into());
+            }
+            None => return Value::Null,
+        }
+    }
+    obj(u)
+}
+
+fn session(id: &Value) -> Value {
+    let ctx = &id["sessionContext"];
+    let mut m = Map::new();
+    put(
+        &mut m,
+        "created_time_dt",
+        opt(s(&ctx["attributes"]["creationDate"])),
+    );
+    if let Some(mfa) = s(&ctx["attributes"]["mfaAuthenticated"]) {
+        m.insert("is_mfa".into(), (mfa == "true").into());
+    }
+    put(&mut m, "issuer", opt(s(&ctx["sessionIssuer"]["arn"])));
+    obj(m)
+}
+
+fn actor(id: &Value) -> Value {
+    let mut a = Map::new();
+    put(&mut a, "user", user(id));
+    put(&mut a, "session", session(id));
+    put(&mut a, "invoked_by", opt(s(&id["invokedBy"])));
+    let idp = s(&id["webIdFederationData"]["federatedProvider"]).or(s(&id["identityProvider"]));
+    if let Some(p) = idp {
+        a.insert("idp".into(), json!({ "name": p }));
+    }
+    if a.is_empty() {
+        // An actor needs at least one attribute: the service that made the call, or unknown.
+        a.insert("invoked_by".into(), "unknown".into());
+    }
+    Value::Object(a)
+}
+
+fn src_endpoint(r: &Value) -> Value {
+    let mut m = Map::new();
+    if let Some(addr) = s(&r["sourceIPAddress"]) {
+        if addr.parse::<std::net::IpAddr>().is_ok() {
+            m.insert("ip".into(), addr.into());
+        } else {
+            // An AWS service calling on someone's behalf, e.g. "ec2.amazonaws.com".
+            m.insert("domain".into(), addr.into());
+        }
+    }
+    put(&mut m, "uid", opt(s(&r["vpcEndpointId"])));
+    if m.is_empty() {
+        m.insert("domain".into(), "unknown".into());
+    }
+    Value::Object(m)
+}
+
+fn resources(r: &Value) -> Value {
+    let list: Vec<Value> = r["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let mut m = Map::new();
+            put(&mut m, "uid", opt(s(&x["ARN"])));
+            put(&mut m, "type", opt(s(&x["type"])));
+            if let Some(a) = s(&x["accountId"]) {
+                m.insert("owner".into(), json!({"account": {"uid": a}}));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    if list.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(list)
+    }
+}
+
+fn millis(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+/// Top-level CloudTrail keys every class maps.
+const MAPPED: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "requestID",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+    "eventCategory",
+    "resources",
+    "vpcEndpointId",
+    "apiVersion",
+];
+
+/// Normalize one record. `None`: not a CloudTrail record (no eventTime).
+pub fn normalize(r: &Value) -> Option<Value> {
+    let when = super::event_time(r)?;
+    let time = millis(when)?;
+    let name = s(&r["eventName"]).unwrap_or("");
+    let source = s(&r["eventSource"]).unwrap_or("");
+    let id = &r["userIdentity"];
+    let error = s(&r["errorCode"]);
+    let sign_in = s(&r["eventType"]) == Some("AwsConsoleSignIn");
+    let login_failed =
+        sign_in && s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
+    let failed = error.is_some() || login_failed;
+    let mut o = Map::new();
+    let (class_uid, class_name, category_uid, category_name, activity_id, caption) = if sign_in {
+        let (a, c) = if name == "ConsoleLogin" {
+            (1, "Logon")
+        } else {
+            (99, "Other")
+        };
+        (
+            3002u32,
+            "Authentication",
+            3u32,
+            "Identity & Access Management",
+            a,
+            c,
+        )
+    } else if let Some((a, c)) = account_change(source, name) {
+        (
+            3001,
+            "Account Change",
+            3,
+            "Identity & Access Management",
+            a,
+            c,
+        )
+    } else {
+        let ro = r["readOnly"].as_bool();
+        let (a, c) = api_activity(name, ro);
+        (6003, "API Activity", 6, "Application Activity", a, c)
+    };
+    let activity_name = if activity_id == 99 { name } else { caption };
+    o.insert("activity_id".into(), activity_id.into());
+    o.insert("activity_name".into(), activity_name.into());
+    o.insert("category_uid".into(), category_uid.into());
+    o.insert("category_name".into(), category_name.into());
+    o.insert("class_uid".into(), class_uid.into());
+    o.insert("class_name".into(), class_name.into());
+    o.insert(
+        "type_uid".into(),
+        (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
+    );
+    o.insert(
+        "type_name".into(),
+        format!("{class_name}: {activity_name}").into(),
+    );
+    o.insert("severity_id".into(), 1.into());
+    o.insert("severity".into(), "Informational".into());
+    o.insert("status_id".into(), (if failed { 2 } else { 1 }).into());
+    o.insert(
+        "status".into(),
+        (if failed { "Failure" } else { "Success" }).into(),
+    );
+    put(&mut o, "status_code", opt(error));
+    put(&mut o, "status_detail", opt(s(&r["errorMessage"])));
+    o.insert("time".into(), time.into());
+    o.insert("time_dt".into(), when.into());
+    let mut product = Map::new();
+    product.insert("name".into(), "CloudTrail".into());
+    product.insert("vendor_name".into(), "AWS".into());
+    put(&mut product, "version", opt(s(&r["eventVersion"])));
+    if let Some(c) = s(&r["eventCategory"]) {
+        product.insert("feature".into(), json!({ "name": c }));
+    }
+    let mut meta = Map::new();
+    meta.insert("product".into(), Value::Object(product));
+    meta.insert("version".into(), VERSION.into());
+    meta.insert("profiles".into(), json!(["cloud", "datetime"]));
+    put(&mut meta, "uid", opt(s(&r["eventID"])));
+    put(&mut meta, "event_code", opt(s(&r["eventType"])));
+    o.insert("metadata".into(), Value::Object(meta));
+    let mut cloud = Map::new();
+    cloud.insert("provider".into(), "AWS".into());
+    put(&mut cloud, "region", opt(s(&r["awsRegion"])));
+    if let Some(a) = s(&r["recipientAccountId"]) {
+        cloud.insert(
+            "account".into(),
+            json!({"uid": a, "type_id": 10, "type": "AWS Account"}),
+        );
+    }
+    o.insert("cloud".into(), Value::Object(cloud));
+    o.insert("src_endpoint".into(), src_endpoint(r));
+    if let Some(ua) = s(&r["userAgent"]) {
+        o.insert("http_request".into(), json!({ "user_agent": ua }));
+    }
+    put(&mut o, "resources", resources(r));
+    o.insert("actor".into(), actor(id));
+    match class_uid {
+        3002 => {
+            let u = user(id);
+            o.insert(
+                "user".into(),
+                if u.is_null() {
+                    json!({"name": "unknown"})
+                } else {
+                    u
+                },
+            );
+            o.insert("service".into(), json!({ "name": source }));
+            if let Some(mfa) = s(&r["additionalEventData"]["MFAUsed"]) {
+                o.insert("is_mfa".into(), (mfa == "Yes").into());
+            }
+        }
+        3001 => {
+            // The account changed: the user or role the call names, else the caller.
+            let p = &r["requestParameters"];
+            let target = s(&p["userName"]).or(s(&p["roleName"]));
+            let u = match target {
+                Some(n) => json!({ "name": n }),
+                None => user(id),
+            };
+            o.insert(
+                "user".into(),
+                if u.is_null() {
+                    json!({"name": "unknown"})
+                } else {
+                    u
+                },
+            );
+            if let Some(arn) = s(&p["policyArn"]) {
+                o.insert(
+                    "policy".into(),
+                    json!({ "uid": arn, "name": arn.rsplit('/').next().unwrap_or(arn) }),
+                );
+            } else if let Some(n) = s(&p["policyName"]) {
+                o.insert("policy".into(), json!({ "name": n }));
+            }
+        }
+        _ => {}
+    }
+    // API details for every class (the call is what happened).
+    let mut api = Map::new();
+    api.insert("operation".into(), name.into());
+    api.insert("service".into(), json!({ "name": source }));
+    put(&mut api, "version", opt(s(&r["apiVersion"])));
+    if let Some(req) = s(&r["requestID"]) {
+        let mut m = Map::new();
+        m.insert("uid".into(), req.into());
+        put(&mut m, "data", r["requestParameters"].clone());
+        api.insert("request".into(), Value::Object(m));
+    }
+    let mut resp = Map::new();
+    put(&mut resp, "error", opt(error));
+    put(&mut resp, "message", opt(s(&r["errorMessage"])));
+    put(&mut resp, "data", r["responseElements"].clone());
+    put(&mut api, "response", obj(resp));
+    o.insert("api".into(), Value::Object(api));
+    // The rest, under its CloudTrail name.
+    let mut unmapped = Map::new();
+    if let Some(rec) = r.as_object() {
+        for (k, v) in rec {
+            if MAPPED.contains(&k.as_str()) || v.is_null() {
+                continue;
+            }
+            unmapped.insert(k.clone(), v.clone());
+        }
+    }
+    if s(&r["requestID"]).is_none() && !r["requestParameters"].is_null() {
+        unmapped.insert("requestParameters".into(), r["requestParameters"].clone());
+    }
+    if let Some(t) = s(&id["type"]) {
+        unmapped.insert("userIdentity.type".into(), t.into());
+    }
+    put(&mut o, "unmapped", obj(unmapped));
+    Some(Value::Object(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_make_activities() {
+        assert_eq!(api_activity("CreateBucket", None), (1, "Create"));
+        assert_eq!(api_activity("DescribeInstances", Some(true)), (2, "Read"));
+        assert_eq!(api_activity("PutBucketPolicy", Some(false)), (3, "Update"));
+        assert_eq!(api_activity("DeleteTrail", None), (4, "Delete"));
+        assert_eq!(api_activity("ConsoleLogin", None), (99, "Other"));
+        assert_eq!(
+            api_activity("Settle", Some(true)),
+            (2, "Read"),
+            "not the verb Set"
+        );
+        assert_eq!(api_activity("Getaway", Some(false)), (99, "Other"));
+    }
+}
