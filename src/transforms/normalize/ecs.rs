@@ -39,13 +39,35 @@ fn str_v(v: Option<&str>) -> Value {
     v.map_or(Value::Null, |x| Value::String(x.into()))
 }
 
-/// Elastic's text form of a JSON value (a Java map's `toString`): `{a=1, b=[x, y]}`.
+/// Java's `String.hashCode`, spread as `java.util.HashMap` does.
+fn java_hash(k: &str) -> u32 {
+    let h = k
+        .encode_utf16()
+        .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+    h ^ (h >> 16)
+}
+
+/// The order a `java.util.HashMap` of these keys iterates in: by bucket of a table sized for
+/// them (16, doubled while more than 3/4 full).
+fn java_order<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut keys: Vec<&String> = keys.collect();
+    let mut cap = 16usize;
+    while keys.len() * 4 > cap * 3 {
+        cap *= 2;
+    }
+    keys.sort_by_key(|k| java_hash(k) as usize & (cap - 1));
+    keys
+}
+
+/// Elastic's text form of a JSON value (a Java map's `toString`, keys in Java's HashMap
+/// order): `{a=1, b=[x, y]}`.
 pub fn java_text(v: &Value) -> String {
     match v {
         Value::Object(m) => format!(
             "{{{}}}",
-            m.iter()
-                .map(|(k, x)| format!("{k}={}", java_text(x)))
+            java_order(m.keys())
+                .into_iter()
+                .map(|k| format!("{k}={}", java_text(&m[k])))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -145,7 +167,7 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
     set(
         &mut o,
         "cloud.account.id",
-        str_v(s(&r["recipientAccountId"])),
+        str_v(s(&r["recipientAccountId"]).or(s(&id["accountId"]))),
     );
     let mut related_users: Vec<String> = Vec::new();
     let user_name = s(&id["userName"]).or(s(&issuer["userName"]));
@@ -170,6 +192,73 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
     {
         set(&mut o, "user.target.name", t.into());
         related_users.push(t.into());
+    }
+    if let Some(u) = user_name.filter(|u| u.contains('@')) {
+        set(&mut o, "user.email", u.into());
+    }
+    if let Some(p) = s(&id["principalId"]) {
+        related_users.insert(0, p.into());
+    }
+    if let Some(svc) = source.strip_suffix(".amazonaws.com") {
+        set(&mut o, "cloud.service.name", svc.into());
+    }
+    // Entities: who acted (the identity's ARN, or the service), and what was acted on.
+    let actor = s(&id["arn"]).or(s(&id["invokedBy"]));
+    if let Some(a) = actor {
+        set(&mut o, "actor.entity.id", json!([a]));
+    }
+    if let Some(a) = s(&id["arn"]) {
+        set(&mut o, "user.entity.id", json!([a]));
+    }
+    if let Some(svc) = s(&id["invokedBy"]) {
+        set(&mut o, "service.name", svc.into());
+        set(&mut o, "service.entity.id", json!([svc]));
+    }
+    let targets: Vec<&str> = r["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| s(&x["ARN"]))
+        .collect();
+    if !targets.is_empty() {
+        set(&mut o, "target.entity.id", json!(targets));
+        let list: Vec<Value> = r["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                let mut m = Map::new();
+                set(&mut m, "account_id", str_v(s(&x["accountId"])));
+                set(&mut m, "arn", str_v(s(&x["ARN"])));
+                set(&mut m, "type", str_v(s(&x["type"])));
+                Value::Object(m)
+            })
+            .collect();
+        set(&mut o, "aws.cloudtrail.resources", Value::Array(list));
+    }
+    if let Some(tls) = r["tlsDetails"].as_object() {
+        if let Some(v) = tls.get("tlsVersion").and_then(|v| v.as_str()) {
+            // "TLSv1.3" → tls.version "1.3", tls.version_protocol "tls".
+            let (proto, ver) = v.split_once('v').unwrap_or(("", v));
+            set(&mut o, "tls.version", ver.into());
+            if !proto.is_empty() {
+                set(
+                    &mut o,
+                    "tls.version_protocol",
+                    proto.to_ascii_lowercase().into(),
+                );
+            }
+        }
+        set(
+            &mut o,
+            "tls.cipher",
+            str_v(tls.get("cipherSuite").and_then(|v| v.as_str())),
+        );
+        set(
+            &mut o,
+            "tls.client.server_name",
+            str_v(tls.get("clientProvidedHostHeader").and_then(|v| v.as_str())),
+        );
     }
     if !related_users.is_empty() {
         related_users.dedup();
@@ -241,7 +330,7 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
             ct(&mut o, &format!("flattened.{k}"), v.clone());
         }
     }
-    if s(&r["eventType"]) == Some("AwsConsoleSignIn") {
+    if super::is_sign_in(r) {
         let a = &r["additionalEventData"];
         ct(
             &mut o,
@@ -290,5 +379,9 @@ mod tests {
     fn java_text_is_elastics_map_form() {
         let v: Value = serde_json::from_str(r#"{"a":"x","b":[1,"y"],"c":{"d":null}}"#).unwrap();
         assert_eq!(java_text(&v), "{a=x, b=[1, y], c={d=null}}");
+        // Java's HashMap order, as Elastic prints it.
+        let v: Value =
+            serde_json::from_str(r#"{"MobileVersion":"No","LoginTo":"x","MFAUsed":"No"}"#).unwrap();
+        assert_eq!(java_text(&v), "{LoginTo=x, MobileVersion=No, MFAUsed=No}");
     }
 }

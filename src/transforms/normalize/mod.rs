@@ -51,6 +51,13 @@ pub fn event_time(r: &Value) -> Option<&str> {
         .find_map(|k| r[*k].as_str().filter(|x| !x.is_empty()))
 }
 
+/// A console sign-in (records before eventType existed are known by their name and source).
+pub fn is_sign_in(r: &Value) -> bool {
+    r["eventType"].as_str() == Some("AwsConsoleSignIn")
+        || (r["eventSource"].as_str() == Some("signin.amazonaws.com")
+            && r["eventName"].as_str() == Some("ConsoleLogin"))
+}
+
 /// The header with every field owned (the new body has other byte positions).
 fn owned_header(d: &EventData) -> Header {
     let own = |f: &Field| match d.field(f) {

@@ -321,7 +321,7 @@ pub fn normalize(r: &Value) -> Option<Value> {
     let source = s(&r["eventSource"]).unwrap_or("");
     let id = &r["userIdentity"];
     let error = s(&r["errorCode"]);
-    let sign_in = s(&r["eventType"]) == Some("AwsConsoleSignIn");
+    let sign_in = super::is_sign_in(r);
     let login_failed =
         sign_in && s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
     let failed = error.is_some() || login_failed;
