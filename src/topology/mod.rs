@@ -76,14 +76,23 @@ async fn run_transform(
     let mut bufs: Vec<Batch> = vec![Vec::new(); outs.len()];
     while let Some(batch) = rx.recv().await {
         t.process(batch, &mut bufs);
-        for (b, out) in bufs.iter_mut().zip(&outs) {
-            if !b.is_empty() {
-                out.send(std::mem::take(b)).await;
-            }
-        }
+        send_all(&mut bufs, &outs).await;
     }
-    while t.finish() {
+    loop {
+        let again = t.finish(&mut bufs);
+        send_all(&mut bufs, &outs).await;
+        if !again {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send_all(bufs: &mut [Batch], outs: &[Fanout]) {
+    for (b, out) in bufs.iter_mut().zip(outs) {
+        if !b.is_empty() {
+            out.send(std::mem::take(b)).await;
+        }
     }
 }
 

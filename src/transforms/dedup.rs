@@ -283,7 +283,7 @@ impl Transform for Dedup {
 
     /// Wait for the outcome of every copy let through (their units resolve after the input
     /// closes), saving now and then, and once at the end.
-    fn finish(&mut self) -> bool {
+    fn finish(&mut self, _out: &mut [Batch]) -> bool {
         self.apply_outcomes();
         if self.state.is_none() {
             return false;
@@ -379,7 +379,7 @@ mod tests {
         d.process(vec![ev("a", &u), ev("b", &u)], &mut out);
         let mut batch = std::mem::take(&mut out[0]);
         batch.remove(0).ack(); // "a" delivered; "b" still in flight
-        assert!(d.finish(), "waits for b");
+        assert!(d.finish(&mut out), "waits for b");
         d.save();
         let mut d2 = cfg(true, 100).build("d", Some(path.clone())).unwrap();
         d2.process(vec![ev("a", &u), ev("b", &u)], &mut out);

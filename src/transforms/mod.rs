@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod dedup;
 pub mod filter;
+pub mod insights;
 pub mod normalize;
 pub mod route;
 
@@ -16,8 +17,8 @@ pub trait Transform: Send + 'static {
     /// Process a batch; `out[i]` collects what goes to output `i` (see `TransformConfig::outputs`).
     fn process(&mut self, batch: Batch, out: &mut [Batch]);
     /// Called after the last batch, again every 50 ms while it returns true (waiting for the
-    /// outcome of events it passed on, to save state).
-    fn finish(&mut self) -> bool {
+    /// outcome of events it passed on, to save state); what it puts in `out` is sent on.
+    fn finish(&mut self, _out: &mut [Batch]) -> bool {
         false
     }
 }
@@ -28,6 +29,7 @@ pub enum TransformConfig {
     Route(route::RouteConfig),
     Dedup(dedup::DedupConfig),
     Normalize(normalize::NormalizeConfig),
+    Insights(insights::InsightsConfig),
 }
 
 impl TransformConfig {
@@ -37,10 +39,11 @@ impl TransformConfig {
             "route" => crate::config::from_table(table).map(Self::Route),
             "dedup" => crate::config::from_table(table).map(Self::Dedup),
             "normalize" => crate::config::from_table(table).map(Self::Normalize),
+            "insights" => crate::config::from_table(table).map(Self::Insights),
             other => Err(FieldError::new(
                 &["type"],
                 format!(
-                    "unknown transform type {other:?}; expected one of: filter, route, dedup, normalize"
+                    "unknown transform type {other:?}; expected one of: filter, route, dedup, normalize, insights"
                 ),
             )),
         }
@@ -49,7 +52,9 @@ impl TransformConfig {
     /// Output names; "" is a transform's single unnamed output.
     pub fn outputs(&self) -> Vec<String> {
         match self {
-            Self::Filter(_) | Self::Dedup(_) | Self::Normalize(_) => vec![String::new()],
+            Self::Filter(_) | Self::Dedup(_) | Self::Normalize(_) | Self::Insights(_) => {
+                vec![String::new()]
+            }
             Self::Route(r) => r.outputs(),
         }
     }
@@ -64,6 +69,7 @@ impl TransformConfig {
             Self::Filter(c) => Box::new(c.build()?),
             Self::Route(c) => Box::new(c.build()?),
             Self::Normalize(c) => Box::new(c.build(name)),
+            Self::Insights(c) => Box::new(c.build(name)?),
             Self::Dedup(c) => Box::new(c.build(
                 name,
                 data_dir.map(|d| d.join("dedup").join(format!("{name}.state"))),

@@ -15,6 +15,7 @@ mod elasticsearch;
 mod eventbridge;
 mod faults;
 mod http_sink;
+mod insights;
 mod lookup;
 mod normalize;
 mod s3_sink;
