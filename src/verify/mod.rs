@@ -5,14 +5,15 @@
 //! uncompressed content, and log files no digest accounts for.
 
 pub mod digest;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
 use digest::{Digest, key_der, sha256_hex, signature_ok};
+use store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
@@ -53,110 +54,6 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-/// Where the files are read from.
-enum Store {
-    Local(PathBuf),
-    S3 {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-        rt: tokio::runtime::Runtime,
-    },
-}
-
-fn gunzip_if(data: Vec<u8>) -> Result<Vec<u8>, String> {
-    if data.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&data[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("cannot decompress: {e}"))?;
-        Ok(out)
-    } else {
-        Ok(data)
-    }
-}
-
-impl Store {
-    /// Every key under the location (local: paths relative to the directory, with `/`).
-    fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
-        match self {
-            Store::Local(root) => {
-                let mut out = Vec::new();
-                for e in walkdir::WalkDir::new(root).sort_by_file_name() {
-                    let e = e.map_err(|e| e.to_string())?;
-                    if e.file_type().is_file()
-                        && let Ok(rel) = e.path().strip_prefix(root)
-                    {
-                        out.push(rel.to_string_lossy().replace('\\', "/"));
-                    }
-                }
-                Ok(out)
-            }
-            Store::S3 { client, bucket, rt } => rt.block_on(async {
-                let mut out = Vec::new();
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| {
-                        format!(
-                            "listing s3://{bucket}/{prefix}: {}",
-                            crate::aws::error_text(&e)
-                        )
-                    })?;
-                    out.extend(
-                        p.contents()
-                            .iter()
-                            .filter_map(|o| o.key().map(String::from)),
-                    );
-                }
-                Ok(out)
-            }),
-        }
-    }
-
-    /// The uncompressed content of a file, and its signature when the store keeps one.
-    fn read(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
-        match self {
-            Store::Local(root) => {
-                let path = root.join(key);
-                let data = std::fs::read(&path).map_err(|e| e.to_string())?;
-                let sig = std::fs::read_to_string(format!("{}.sig", path.display()))
-                    .ok()
-                    .map(|s| s.trim().to_string());
-                Ok((gunzip_if(data)?, sig))
-            }
-            Store::S3 { client, bucket, rt } => rt.block_on(async {
-                let o = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| crate::aws::error_text(&e))?;
-                let sig = o.metadata().and_then(|m| m.get("signature")).cloned();
-                let body = o
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading the body: {e}"))?
-                    .into_bytes()
-                    .to_vec();
-                Ok((gunzip_if(body)?, sig))
-            }),
-        }
-    }
-
-    fn display(&self, key: &str) -> String {
-        match self {
-            Store::Local(root) => root.join(key).display().to_string(),
-            Store::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
-        }
-    }
-}
-
 fn is_digest(key: &str) -> bool {
     (key.contains("/CloudTrail-Digest/") || key.contains("_CloudTrail-Digest_"))
         && (key.ends_with(".json.gz") || key.ends_with(".json"))
@@ -189,264 +86,254 @@ struct Loaded {
     signature: Option<String>,
 }
 
+fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
+    let mut keys = HashMap::new();
+    for spec in specs {
+        let (fp, path) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--public-key {spec:?}: expected FINGERPRINT=FILE"))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("--public-key {path}: {e}"))?;
+        keys.insert(fp.to_ascii_lowercase(), key_der(&bytes)?);
+    }
+    Ok(keys)
+}
+
+fn open_store(args: &VerifyArgs) -> Result<(Store, String), String> {
+    if !args.location.starts_with("s3://") {
+        return Ok((Store::Local(PathBuf::from(&args.location)), String::new()));
+    }
+    let (bucket, prefix) = crate::backfill::parse_url(&args.location)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let access = crate::aws::AwsAccess {
+        region: args.aws_region.clone(),
+        endpoint: args.endpoint.clone(),
+        assume_role: None,
+    };
+    let client = rt.block_on(access.s3());
+    Ok((Store::S3 { client, bucket, rt }, prefix))
+}
+
+/// One verification: where, with which keys, over which time, and what it found.
+struct Checker {
+    store: Store,
+    keys: HashMap<String, Vec<u8>>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    report: Report,
+}
+
 pub fn run(args: &VerifyArgs) -> Result<Report, String> {
     let bound = |s: &Option<String>, flag: &str| {
         s.as_deref()
             .map(|v| crate::sources::s3::keys::parse_bound(v).map_err(|e| format!("--{flag}: {e}")))
             .transpose()
     };
-    let (since, until) = (bound(&args.since, "since")?, bound(&args.until, "until")?);
-    let mut keys_by_fp: HashMap<String, Vec<u8>> = HashMap::new();
-    for spec in &args.public_keys {
-        let (fp, path) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--public-key {spec:?}: expected FINGERPRINT=FILE"))?;
-        let bytes = std::fs::read(path).map_err(|e| format!("--public-key {path}: {e}"))?;
-        keys_by_fp.insert(fp.to_ascii_lowercase(), key_der(&bytes)?);
-    }
-    let (store, prefix) = if args.location.starts_with("s3://") {
-        let (bucket, prefix) = crate::backfill::parse_url(&args.location)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let access = crate::aws::AwsAccess {
-            region: args.aws_region.clone(),
-            endpoint: args.endpoint.clone(),
-            assume_role: None,
-        };
-        let client = rt.block_on(access.s3());
-        (Store::S3 { client, bucket, rt }, prefix)
-    } else {
-        (Store::Local(PathBuf::from(&args.location)), String::new())
+    let (store, prefix) = open_store(args)?;
+    let mut c = Checker {
+        since: bound(&args.since, "since")?,
+        until: bound(&args.until, "until")?,
+        keys: public_keys(&args.public_keys)?,
+        store,
+        report: Report::default(),
     };
-    let keys = store.list(&prefix)?;
-    let mut report = Report::default();
-    let problem = |r: &mut Report, kind, file: String, what: String| {
-        r.problems.push(Problem { kind, file, what });
-    };
-    // Digests in range, oldest first.
-    let mut digests: Vec<Loaded> = Vec::new();
-    for key in keys.iter().filter(|k| is_digest(k)) {
-        let (content, signature) = match store.read(key) {
-            Ok(x) => x,
-            Err(e) => {
-                report.digests += 1;
-                problem(
-                    &mut report,
-                    "digest",
-                    store.display(key),
-                    format!("unreadable: {e}"),
-                );
-                continue;
-            }
-        };
-        let digest: Digest = match serde_json::from_slice(&content) {
-            Ok(d) => d,
-            Err(e) => {
-                report.digests += 1;
-                problem(
-                    &mut report,
-                    "digest",
-                    store.display(key),
-                    format!("not a digest file: {e}"),
-                );
-                continue;
-            }
-        };
-        let (start, end) = (
-            time(&digest.digest_start_time),
-            time(&digest.digest_end_time),
-        );
-        if since.is_some_and(|s| end.is_some_and(|e| e < s))
-            || until.is_some_and(|u| start.is_some_and(|s| s >= u))
-        {
-            continue;
-        }
-        digests.push(Loaded {
-            key: key.clone(),
-            hash: sha256_hex(&content),
-            digest,
-            signature,
-        });
-    }
-    digests.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
+    let keys = c.store.list(&prefix)?;
+    let digests = c.load_digests(&keys);
     let by_object: HashMap<&str, &Loaded> = digests
         .iter()
         .map(|l| (l.digest.digest_s3_object.as_str(), l))
         .collect();
     for l in &digests {
-        report.digests += 1;
-        let name = store.display(&l.key);
-        let d = &l.digest;
-        let mut ok = true;
-        if !d.digest_s3_object.ends_with(file_name(&l.key)) {
-            ok = false;
-            problem(
-                &mut report,
-                "digest",
-                name.clone(),
-                format!("found at a place it does not name ({})", d.digest_s3_object),
-            );
-        }
-        match (&l.signature, d.digest_public_key_fingerprint.as_deref()) {
-            (None, _) => {
-                ok = false;
-                problem(&mut report, "digest", name.clone(), "unsigned: no signature (S3 metadata `signature`, or a .sig file beside a local copy)".into());
-            }
-            (Some(_), None) => {
-                ok = false;
-                problem(
-                    &mut report,
-                    "digest",
-                    name.clone(),
-                    "names no public key fingerprint".into(),
-                );
-            }
-            (Some(sig), Some(fp)) => match keys_by_fp.get(&fp.to_ascii_lowercase()) {
-                None => {
-                    ok = false;
-                    problem(
-                        &mut report,
-                        "digest",
-                        name.clone(),
-                        format!(
-                            "no public key for fingerprint {fp} (give it with --public-key {fp}=FILE)"
-                        ),
-                    );
-                }
-                Some(key) => {
-                    if !signature_ok(key, &d.string_to_sign(&l.hash), sig) {
-                        ok = false;
-                        problem(&mut report, "digest", name.clone(), "signature does not verify: the digest was changed or not signed by CloudTrail".into());
-                    }
-                }
-            },
-        }
-        if let Some(prev) = d.previous_digest_s3_object.as_deref() {
-            match by_object.get(prev) {
-                Some(p) => {
-                    if d.previous_digest_hash_value.as_deref() != Some(p.hash.as_str()) {
-                        ok = false;
-                        problem(
-                            &mut report,
-                            "chain",
-                            name.clone(),
-                            format!(
-                                "the previous digest {} does not have the hash this one records: it was changed",
-                                file_name(prev)
-                            ),
-                        );
-                    }
-                    if p.signature.is_some() && d.previous_digest_signature != p.signature {
-                        ok = false;
-                        problem(
-                            &mut report,
-                            "chain",
-                            name.clone(),
-                            format!(
-                                "the previous digest {} does not have the signature this one records",
-                                file_name(prev)
-                            ),
-                        );
-                    }
-                }
-                None => {
-                    let prev_end = log_file_time(prev).or_else(|| {
-                        file_name(prev)
-                            .trim_end_matches(".json.gz")
-                            .rsplit('_')
-                            .next()
-                            .and_then(|t| {
-                                chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok()
-                            })
-                            .map(|t| t.and_utc())
-                    });
-                    let in_range = since.is_none_or(|s| prev_end.is_none_or(|e| e >= s));
-                    if in_range {
-                        ok = false;
-                        problem(
-                            &mut report,
-                            "chain",
-                            name.clone(),
-                            format!("the previous digest {prev} is missing: the chain is broken"),
-                        );
-                    }
-                }
-            }
-        }
+        c.report.digests += 1;
+        let ok = c.check_location(l) & c.check_signature(l) & c.check_chain(l, &by_object);
         if ok {
-            report.digests_valid += 1;
+            c.report.digests_valid += 1;
         }
     }
-    // Log files: as the digests list them, then any they do not account for.
-    let logs_by_name: BTreeMap<&str, &String> = keys
-        .iter()
-        .filter(|k| !is_digest(k) && !k.ends_with(".sig") && !k.contains("CloudTrail-Digest"))
-        .map(|k| (file_name(k), k))
-        .collect();
-    let mut referenced: HashMap<&str, ()> = HashMap::new();
-    for l in &digests {
-        for f in &l.digest.log_files {
-            report.logs += 1;
-            let fname = file_name(&f.s3_object);
-            referenced.insert(fname, ());
-            let Some(key) = logs_by_name.get(fname) else {
-                problem(
-                    &mut report,
-                    "log",
-                    f.s3_object.clone(),
-                    format!("missing (listed in {})", file_name(&l.key)),
-                );
+    c.check_logs(&keys, &digests);
+    Ok(c.report)
+}
+
+impl Checker {
+    fn problem(&mut self, kind: &'static str, file: String, what: String) -> bool {
+        self.report.problems.push(Problem { kind, file, what });
+        false
+    }
+
+    /// The digests in range, oldest first; unreadable ones are problems.
+    fn load_digests(&mut self, keys: &[String]) -> Vec<Loaded> {
+        let mut digests = Vec::new();
+        for key in keys.iter().filter(|k| is_digest(k)) {
+            let loaded = self.store.read(key).and_then(|(content, signature)| {
+                let digest: Digest = serde_json::from_slice(&content)
+                    .map_err(|e| format!("not a digest file: {e}"))?;
+                Ok(Loaded {
+                    key: key.clone(),
+                    hash: sha256_hex(&content),
+                    digest,
+                    signature,
+                })
+            });
+            match loaded {
+                Ok(l) => {
+                    let start = time(&l.digest.digest_start_time);
+                    let end = time(&l.digest.digest_end_time);
+                    let before = self.since.is_some_and(|s| end.is_some_and(|e| e < s));
+                    let after = self.until.is_some_and(|u| start.is_some_and(|s| s >= u));
+                    if !before && !after {
+                        digests.push(l);
+                    }
+                }
+                Err(e) => {
+                    self.report.digests += 1;
+                    let name = self.store.display(key);
+                    self.problem("digest", name, format!("unreadable: {e}"));
+                }
+            }
+        }
+        digests.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
+        digests
+    }
+
+    /// The digest is where it says it is.
+    fn check_location(&mut self, l: &Loaded) -> bool {
+        if l.digest.digest_s3_object.ends_with(file_name(&l.key)) {
+            return true;
+        }
+        let what = format!(
+            "found at a place it does not name ({})",
+            l.digest.digest_s3_object
+        );
+        self.problem("digest", self.store.display(&l.key), what)
+    }
+
+    /// Its signature verifies with the key of its fingerprint.
+    fn check_signature(&mut self, l: &Loaded) -> bool {
+        let name = self.store.display(&l.key);
+        let d = &l.digest;
+        let (Some(sig), Some(fp)) = (&l.signature, d.digest_public_key_fingerprint.as_deref())
+        else {
+            let what = if l.signature.is_none() {
+                "unsigned: no signature (S3 metadata `signature`, or a .sig file beside a local copy)"
+            } else {
+                "names no public key fingerprint"
+            };
+            return self.problem("digest", name, what.into());
+        };
+        let Some(key) = self.keys.get(&fp.to_ascii_lowercase()) else {
+            let what =
+                format!("no public key for fingerprint {fp} (give it with --public-key {fp}=FILE)");
+            return self.problem("digest", name, what);
+        };
+        if signature_ok(key, &d.string_to_sign(&l.hash), sig) {
+            return true;
+        }
+        self.problem(
+            "digest",
+            name,
+            "signature does not verify: the digest was changed or not signed by CloudTrail".into(),
+        )
+    }
+
+    /// The previous digest it names is there, with the hash and signature it records.
+    fn check_chain(&mut self, l: &Loaded, by_object: &HashMap<&str, &Loaded>) -> bool {
+        let d = &l.digest;
+        let Some(prev) = d.previous_digest_s3_object.as_deref() else {
+            return true;
+        };
+        let name = self.store.display(&l.key);
+        let Some(p) = by_object.get(prev) else {
+            // Missing: a break, unless it ends before the range asked for.
+            let prev_end = file_name(prev)
+                .trim_end_matches(".json.gz")
+                .rsplit('_')
+                .next()
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok())
+                .map(|t| t.and_utc());
+            if self.since.is_some_and(|s| prev_end.is_some_and(|e| e < s)) {
+                return true;
+            }
+            let what = format!("the previous digest {prev} is missing: the chain is broken");
+            return self.problem("chain", name, what);
+        };
+        let mut ok = true;
+        if d.previous_digest_hash_value.as_deref() != Some(p.hash.as_str()) {
+            let what = format!(
+                "the previous digest {} does not have the hash this one records: it was changed",
+                file_name(prev)
+            );
+            ok = self.problem("chain", name.clone(), what);
+        }
+        if p.signature.is_some() && d.previous_digest_signature != p.signature {
+            let what = format!(
+                "the previous digest {} does not have the signature this one records",
+                file_name(prev)
+            );
+            ok = self.problem("chain", name, what);
+        }
+        ok
+    }
+
+    /// Every log file a digest lists has the hash it records; no log file a later digest
+    /// should cover is missing from all of them.
+    fn check_logs(&mut self, keys: &[String], digests: &[Loaded]) {
+        let logs_by_name: BTreeMap<&str, &String> = keys
+            .iter()
+            .filter(|k| !k.ends_with(".sig") && !k.contains("CloudTrail-Digest"))
+            .map(|k| (file_name(k), k))
+            .collect();
+        let mut referenced: HashMap<&str, ()> = HashMap::new();
+        for l in digests {
+            for f in &l.digest.log_files {
+                self.report.logs += 1;
+                let fname = file_name(&f.s3_object);
+                referenced.insert(fname, ());
+                let Some(key) = logs_by_name.get(fname) else {
+                    let what = format!("missing (listed in {})", file_name(&l.key));
+                    self.problem("log", f.s3_object.clone(), what);
+                    continue;
+                };
+                let name = self.store.display(key);
+                match self.store.read(key) {
+                    Ok((content, _)) => {
+                        let h = sha256_hex(&content);
+                        if h.eq_ignore_ascii_case(&f.hash_value) {
+                            self.report.logs_valid += 1;
+                        } else {
+                            let what = format!(
+                                "modified: SHA-256 {h}, the digest records {}",
+                                f.hash_value
+                            );
+                            self.problem("log", name, what);
+                        }
+                    }
+                    Err(e) => {
+                        self.problem("log", name, format!("unreadable: {e}"));
+                    }
+                }
+            }
+        }
+        let newest_start = digests
+            .iter()
+            .filter_map(|l| time(&l.digest.digest_start_time))
+            .max();
+        for (name, key) in &logs_by_name {
+            let Some(t) = log_file_time(key) else {
                 continue;
             };
-            match store.read(key) {
-                Ok((content, _)) => {
-                    let h = sha256_hex(&content);
-                    if h.eq_ignore_ascii_case(&f.hash_value) {
-                        report.logs_valid += 1;
-                    } else {
-                        problem(
-                            &mut report,
-                            "log",
-                            store.display(key),
-                            format!("modified: SHA-256 {h}, the digest records {}", f.hash_value),
-                        );
-                    }
-                }
-                Err(e) => problem(
-                    &mut report,
-                    "log",
-                    store.display(key),
-                    format!("unreadable: {e}"),
-                ),
+            if referenced.contains_key(name) || !key.contains("/CloudTrail/") {
+                continue;
+            }
+            let in_range = self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u);
+            if in_range && newest_start.is_some_and(|n| t < n) {
+                self.report.logs += 1;
+                let what = "not in any digest: added after delivery, or its digest is missing";
+                self.problem("log", self.store.display(key), what.into());
             }
         }
     }
-    // A log file delivered before the newest digest began should be in a digest.
-    let newest_start = digests
-        .iter()
-        .filter_map(|l| time(&l.digest.digest_start_time))
-        .max();
-    for (name, key) in &logs_by_name {
-        if referenced.contains_key(name) || !key.contains("/CloudTrail/") {
-            continue;
-        }
-        let Some(t) = log_file_time(key) else {
-            continue;
-        };
-        let in_range = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
-        if in_range && newest_start.is_some_and(|n| t < n) {
-            report.logs += 1;
-            problem(
-                &mut report,
-                "log",
-                store.display(key),
-                "not in any digest: added after delivery, or its digest is missing".into(),
-            );
-        }
-    }
-    Ok(report)
 }
 
 /// The summary a person reads.

@@ -1,0 +1,109 @@
+//! Where `trailship verify` reads from: a local directory or an S3 prefix (signatures from a
+//! `.sig` file beside a local digest, or from the S3 object's `signature` metadata).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Where the files are read from.
+pub enum Store {
+    Local(PathBuf),
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        rt: tokio::runtime::Runtime,
+    },
+}
+
+fn gunzip_if(data: Vec<u8>) -> Result<Vec<u8>, String> {
+    if data.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("cannot decompress: {e}"))?;
+        Ok(out)
+    } else {
+        Ok(data)
+    }
+}
+
+impl Store {
+    /// Every key under the location (local: paths relative to the directory, with `/`).
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        match self {
+            Store::Local(root) => {
+                let mut out = Vec::new();
+                for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+                    let e = e.map_err(|e| e.to_string())?;
+                    if e.file_type().is_file()
+                        && let Ok(rel) = e.path().strip_prefix(root)
+                    {
+                        out.push(rel.to_string_lossy().replace('\\', "/"));
+                    }
+                }
+                Ok(out)
+            }
+            Store::S3 { client, bucket, rt } => rt.block_on(async {
+                let mut out = Vec::new();
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(p) = pages.next().await {
+                    let p = p.map_err(|e| {
+                        format!(
+                            "listing s3://{bucket}/{prefix}: {}",
+                            crate::aws::error_text(&e)
+                        )
+                    })?;
+                    out.extend(
+                        p.contents()
+                            .iter()
+                            .filter_map(|o| o.key().map(String::from)),
+                    );
+                }
+                Ok(out)
+            }),
+        }
+    }
+
+    /// The uncompressed content of a file, and its signature when the store keeps one.
+    pub fn read(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
+        match self {
+            Store::Local(root) => {
+                let path = root.join(key);
+                let data = std::fs::read(&path).map_err(|e| e.to_string())?;
+                let sig = std::fs::read_to_string(format!("{}.sig", path.display()))
+                    .ok()
+                    .map(|s| s.trim().to_string());
+                Ok((gunzip_if(data)?, sig))
+            }
+            Store::S3 { client, bucket, rt } => rt.block_on(async {
+                let o = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| crate::aws::error_text(&e))?;
+                let sig = o.metadata().and_then(|m| m.get("signature")).cloned();
+                let body = o
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the body: {e}"))?
+                    .into_bytes()
+                    .to_vec();
+                Ok((gunzip_if(body)?, sig))
+            }),
+        }
+    }
+
+    pub fn display(&self, key: &str) -> String {
+        match self {
+            Store::Local(root) => root.join(key).display().to_string(),
+            Store::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
+}
