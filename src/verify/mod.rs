@@ -7,7 +7,7 @@
 pub mod digest;
 mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -40,7 +40,10 @@ pub struct VerifyArgs {
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// `digest`, `chain` or `log`.
     pub kind: &'static str,
+    /// What went wrong, as a name (`LogFileModified`, `DigestChainBroken`, …).
+    pub code: &'static str,
     pub file: String,
     pub what: String,
 }
@@ -52,6 +55,14 @@ pub struct Report {
     pub logs: usize,
     pub logs_valid: usize,
     pub problems: Vec<Problem>,
+}
+
+/// Log files by file name (CloudTrail's names are unique).
+fn log_files(keys: &[String]) -> BTreeMap<&str, &String> {
+    keys.iter()
+        .filter(|k| !k.ends_with(".sig") && !k.contains("CloudTrail-Digest"))
+        .map(|k| (file_name(k), k))
+        .collect()
 }
 
 fn is_digest(key: &str) -> bool {
@@ -140,32 +151,110 @@ pub fn run(args: &VerifyArgs) -> Result<Report, String> {
         report: Report::default(),
     };
     let keys = c.store.list(&prefix)?;
-    let digests = c.load_digests(&keys);
-    let by_object: HashMap<&str, &Loaded> = digests
+    let digests = c.load_digests(&keys, &HashSet::new());
+    let known: Known = digests
         .iter()
-        .map(|l| (l.digest.digest_s3_object.as_str(), l))
+        .map(|l| {
+            (
+                l.digest.digest_s3_object.clone(),
+                (l.hash.clone(), l.signature.clone()),
+            )
+        })
         .collect();
-    for l in &digests {
-        c.report.digests += 1;
-        let ok = c.check_location(l) & c.check_signature(l) & c.check_chain(l, &by_object);
-        if ok {
-            c.report.digests_valid += 1;
-        }
-    }
-    c.check_logs(&keys, &digests);
+    c.check_digests(&digests, &known);
+    let mut referenced = HashSet::new();
+    c.check_listed(&keys, &digests, &mut referenced);
+    let newest = newest_start(&digests);
+    c.check_unlisted(&keys, &referenced, newest, &mut HashSet::new());
     Ok(c.report)
 }
 
+/// Digests seen: their object key → (hash, signature).
+type Known = HashMap<String, (String, Option<String>)>;
+
+fn newest_start(digests: &[Loaded]) -> Option<DateTime<Utc>> {
+    digests
+        .iter()
+        .filter_map(|l| time(&l.digest.digest_start_time))
+        .max()
+}
+
+/// `validate_digests` on a file source: the same checks, on the digests that appeared since
+/// the last look, with the chain followed across looks.
+pub struct Watch {
+    checker: Checker,
+    checked: HashSet<String>,
+    known: Known,
+    referenced: HashSet<String>,
+    reported: HashSet<String>,
+    newest: Option<DateTime<Utc>>,
+}
+
+impl Watch {
+    pub fn new(root: PathBuf, keys: HashMap<String, Vec<u8>>) -> Watch {
+        Watch {
+            checker: Checker {
+                store: Store::Local(root),
+                keys,
+                since: None,
+                until: None,
+                report: Report::default(),
+            },
+            checked: HashSet::new(),
+            known: Known::new(),
+            referenced: HashSet::new(),
+            reported: HashSet::new(),
+            newest: None,
+        }
+    }
+
+    /// Check what is new; the problems found (each reported once).
+    pub fn check(&mut self) -> Result<Vec<Problem>, String> {
+        let c = &mut self.checker;
+        let keys = c.store.list("")?;
+        let digests = c.load_digests(&keys, &self.checked);
+        for l in &digests {
+            self.checked.insert(l.key.clone());
+            self.known.insert(
+                l.digest.digest_s3_object.clone(),
+                (l.hash.clone(), l.signature.clone()),
+            );
+        }
+        c.check_digests(&digests, &self.known);
+        c.check_listed(&keys, &digests, &mut self.referenced);
+        self.newest = self.newest.max(newest_start(&digests));
+        c.check_unlisted(&keys, &self.referenced, self.newest, &mut self.reported);
+        Ok(std::mem::take(&mut c.report.problems))
+    }
+}
+
+/// The public keys of `--public-key`-style specs (FINGERPRINT=FILE).
+pub fn load_public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
+    public_keys(specs)
+}
+
 impl Checker {
-    fn problem(&mut self, kind: &'static str, file: String, what: String) -> bool {
-        self.report.problems.push(Problem { kind, file, what });
+    fn problem(&mut self, code: &'static str, file: String, what: String) -> bool {
+        let kind = if code.starts_with("LogFile") {
+            "log"
+        } else if code == "DigestChainBroken" {
+            "chain"
+        } else {
+            "digest"
+        };
+        self.report.problems.push(Problem {
+            kind,
+            code,
+            file,
+            what,
+        });
         false
     }
 
     /// The digests in range, oldest first; unreadable ones are problems.
-    fn load_digests(&mut self, keys: &[String]) -> Vec<Loaded> {
+    fn load_digests(&mut self, keys: &[String], skip: &HashSet<String>) -> Vec<Loaded> {
         let mut digests = Vec::new();
-        for key in keys.iter().filter(|k| is_digest(k)) {
+        for key in keys.iter().filter(|k| is_digest(k) && !skip.contains(*k)) {
             let loaded = self.store.read(key).and_then(|(content, signature)| {
                 let digest: Digest = serde_json::from_slice(&content)
                     .map_err(|e| format!("not a digest file: {e}"))?;
@@ -189,12 +278,22 @@ impl Checker {
                 Err(e) => {
                     self.report.digests += 1;
                     let name = self.store.display(key);
-                    self.problem("digest", name, format!("unreadable: {e}"));
+                    self.problem("DigestUnreadable", name, format!("unreadable: {e}"));
                 }
             }
         }
         digests.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
         digests
+    }
+
+    fn check_digests(&mut self, digests: &[Loaded], known: &Known) {
+        for l in digests {
+            self.report.digests += 1;
+            let ok = self.check_location(l) & self.check_signature(l) & self.check_chain(l, known);
+            if ok {
+                self.report.digests_valid += 1;
+            }
+        }
     }
 
     /// The digest is where it says it is.
@@ -206,7 +305,7 @@ impl Checker {
             "found at a place it does not name ({})",
             l.digest.digest_s3_object
         );
-        self.problem("digest", self.store.display(&l.key), what)
+        self.problem("DigestMisplaced", self.store.display(&l.key), what)
     }
 
     /// Its signature verifies with the key of its fingerprint.
@@ -215,36 +314,39 @@ impl Checker {
         let d = &l.digest;
         let (Some(sig), Some(fp)) = (&l.signature, d.digest_public_key_fingerprint.as_deref())
         else {
-            let what = if l.signature.is_none() {
-                "unsigned: no signature (S3 metadata `signature`, or a .sig file beside a local copy)"
+            let (code, what) = if l.signature.is_none() {
+                (
+                    "DigestUnsigned",
+                    "unsigned: no signature (S3 metadata `signature`, or a .sig file beside a local copy)",
+                )
             } else {
-                "names no public key fingerprint"
+                ("DigestNoFingerprint", "names no public key fingerprint")
             };
-            return self.problem("digest", name, what.into());
+            return self.problem(code, name, what.into());
         };
         let Some(key) = self.keys.get(&fp.to_ascii_lowercase()) else {
             let what =
                 format!("no public key for fingerprint {fp} (give it with --public-key {fp}=FILE)");
-            return self.problem("digest", name, what);
+            return self.problem("DigestNoPublicKey", name, what);
         };
         if signature_ok(key, &d.string_to_sign(&l.hash), sig) {
             return true;
         }
         self.problem(
-            "digest",
+            "DigestSignatureInvalid",
             name,
             "signature does not verify: the digest was changed or not signed by CloudTrail".into(),
         )
     }
 
     /// The previous digest it names is there, with the hash and signature it records.
-    fn check_chain(&mut self, l: &Loaded, by_object: &HashMap<&str, &Loaded>) -> bool {
+    fn check_chain(&mut self, l: &Loaded, known: &Known) -> bool {
         let d = &l.digest;
         let Some(prev) = d.previous_digest_s3_object.as_deref() else {
             return true;
         };
         let name = self.store.display(&l.key);
-        let Some(p) = by_object.get(prev) else {
+        let Some((p_hash, p_sig)) = known.get(prev) else {
             // Missing: a break, unless it ends before the range asked for.
             let prev_end = file_name(prev)
                 .trim_end_matches(".json.gz")
@@ -256,43 +358,42 @@ impl Checker {
                 return true;
             }
             let what = format!("the previous digest {prev} is missing: the chain is broken");
-            return self.problem("chain", name, what);
+            return self.problem("DigestChainBroken", name, what);
         };
         let mut ok = true;
-        if d.previous_digest_hash_value.as_deref() != Some(p.hash.as_str()) {
+        if d.previous_digest_hash_value.as_deref() != Some(p_hash.as_str()) {
             let what = format!(
                 "the previous digest {} does not have the hash this one records: it was changed",
                 file_name(prev)
             );
-            ok = self.problem("chain", name.clone(), what);
+            ok = self.problem("DigestChainBroken", name.clone(), what);
         }
-        if p.signature.is_some() && d.previous_digest_signature != p.signature {
+        if p_sig.is_some() && d.previous_digest_signature != *p_sig {
             let what = format!(
                 "the previous digest {} does not have the signature this one records",
                 file_name(prev)
             );
-            ok = self.problem("chain", name, what);
+            ok = self.problem("DigestChainBroken", name, what);
         }
         ok
     }
 
-    /// Every log file a digest lists has the hash it records; no log file a later digest
-    /// should cover is missing from all of them.
-    fn check_logs(&mut self, keys: &[String], digests: &[Loaded]) {
-        let logs_by_name: BTreeMap<&str, &String> = keys
-            .iter()
-            .filter(|k| !k.ends_with(".sig") && !k.contains("CloudTrail-Digest"))
-            .map(|k| (file_name(k), k))
-            .collect();
-        let mut referenced: HashMap<&str, ()> = HashMap::new();
+    /// Every log file a digest lists is there with the hash it records.
+    fn check_listed(
+        &mut self,
+        keys: &[String],
+        digests: &[Loaded],
+        referenced: &mut HashSet<String>,
+    ) {
+        let logs_by_name = log_files(keys);
         for l in digests {
             for f in &l.digest.log_files {
                 self.report.logs += 1;
                 let fname = file_name(&f.s3_object);
-                referenced.insert(fname, ());
+                referenced.insert(fname.to_string());
                 let Some(key) = logs_by_name.get(fname) else {
                     let what = format!("missing (listed in {})", file_name(&l.key));
-                    self.problem("log", f.s3_object.clone(), what);
+                    self.problem("LogFileMissing", f.s3_object.clone(), what);
                     continue;
                 };
                 let name = self.store.display(key);
@@ -306,31 +407,40 @@ impl Checker {
                                 "modified: SHA-256 {h}, the digest records {}",
                                 f.hash_value
                             );
-                            self.problem("log", name, what);
+                            self.problem("LogFileModified", name, what);
                         }
                     }
                     Err(e) => {
-                        self.problem("log", name, format!("unreadable: {e}"));
+                        self.problem("LogFileUnreadable", name, format!("unreadable: {e}"));
                     }
                 }
             }
         }
-        let newest_start = digests
-            .iter()
-            .filter_map(|l| time(&l.digest.digest_start_time))
-            .max();
-        for (name, key) in &logs_by_name {
+    }
+
+    /// No log file that a digest should already cover (delivered before the newest digest
+    /// began) is missing from all of them: a file slipped in afterwards.
+    fn check_unlisted(
+        &mut self,
+        keys: &[String],
+        referenced: &HashSet<String>,
+        newest_start: Option<DateTime<Utc>>,
+        reported: &mut HashSet<String>,
+    ) {
+        for (name, key) in log_files(keys) {
             let Some(t) = log_file_time(key) else {
                 continue;
             };
-            if referenced.contains_key(name) || !key.contains("/CloudTrail/") {
+            if referenced.contains(name) || !key.contains("/CloudTrail/") || reported.contains(name)
+            {
                 continue;
             }
             let in_range = self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u);
             if in_range && newest_start.is_some_and(|n| t < n) {
+                reported.insert(name.to_string());
                 self.report.logs += 1;
                 let what = "not in any digest: added after delivery, or its digest is missing";
-                self.problem("log", self.store.display(key), what.into());
+                self.problem("LogFileNotInDigest", self.store.display(key), what.into());
             }
         }
     }

@@ -326,3 +326,98 @@ async fn an_s3_trail_with_signatures_in_object_metadata() {
     assert_eq!(o.status.code(), Some(5), "{out}");
     assert!(out.contains("modified"), "{out}");
 }
+
+#[test]
+fn a_file_source_with_validate_digests_sends_alerts_down_the_pipeline() {
+    let d = tempfile::tempdir().unwrap();
+    let t = trail(d.path());
+    let cfg = d.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*.json.gz\"]\nvalidate_digests = true\npublic_keys = {{ \"{FP}\" = \"{}\" }}\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
+            toml_path(&d.path().join("data")),
+            toml_path(&t.root),
+            toml_path(&t.public),
+            toml_path(&d.path().join("out.ndjson")),
+        ),
+    )
+    .unwrap();
+    let alerts = |out: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["eventType"] == "TrailshipIntegrityAlert")
+            .collect()
+    };
+    // Untouched: the 120 events, no alert.
+    let o = run_once_ok(&cfg);
+    assert!(
+        alerts(&d.path().join("out.ndjson")).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(output_ids(&d.path().join("out.ndjson")).len(), 120);
+    // A second trail where one log file was changed and one digest lost its signature.
+    let d2 = tempfile::tempdir().unwrap();
+    let t2 = trail(d2.path());
+    let p = t2.root.join(&t2.logs[3]);
+    let text = String::from_utf8(gunzip(&std::fs::read(&p).unwrap())).unwrap();
+    std::fs::write(
+        &p,
+        corpus::gzip(
+            text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1)
+                .as_bytes(),
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(format!("{}.sig", t2.root.join(&t2.digests[2]).display())).unwrap();
+    let cfg2 = d2.path().join("p.toml");
+    std::fs::write(
+        &cfg2,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&toml_path(&t.root), &toml_path(&t2.root))
+            .replace(&toml_path(&t.public), &toml_path(&t2.public))
+            .replace(
+                &toml_path(&d.path().join("data")),
+                &toml_path(&d2.path().join("data")),
+            )
+            .replace(
+                &toml_path(&d.path().join("out.ndjson")),
+                &toml_path(&d2.path().join("out.ndjson")),
+            ),
+    )
+    .unwrap();
+    let o = run_once_ok(&cfg2);
+    let found = alerts(&d2.path().join("out.ndjson"));
+    let names: Vec<&str> = found
+        .iter()
+        .map(|a| a["eventName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"LogFileModified") && names.contains(&"DigestUnsigned"),
+        "{names:?}"
+    );
+    assert_eq!(found.len(), 2, "{names:?}");
+    let modified = found
+        .iter()
+        .find(|a| a["eventName"] == "LogFileModified")
+        .unwrap();
+    assert!(
+        modified["additionalEventData"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with(corpus_name(&t2.logs[3]))
+    );
+    assert_eq!(modified["recipientAccountId"], ACCOUNT);
+    let c = counters(&o.stderr);
+    assert_eq!(
+        c.get("integrity_problems_total{component=\"trail\",problem=\"LogFileModified\"}"),
+        Some(&1),
+        "{c:?}"
+    );
+    // The events themselves are all delivered, the changed file's included.
+    assert_eq!(output_ids(&d2.path().join("out.ndjson")).len(), 120 + 2);
+}

@@ -2,6 +2,7 @@
 //! and rescanned every `poll_interval` as a fallback (network filesystems, missed events).
 
 pub mod discover;
+mod integrity;
 pub mod reader;
 pub mod tracker;
 
@@ -87,6 +88,19 @@ pub struct FileSourceConfig {
     /// checkpoint), which keeps a years-deep trail directory cheap. Unset: every file.
     #[serde(default, deserialize_with = "opt_duration")]
     pub ignore_older: Option<Duration>,
+    /// Check CloudTrail digest files under the roots and send alerts for any problem.
+    #[serde(default)]
+    pub validate_digests: bool,
+    /// Public keys for the digests' signatures: fingerprint → DER or PEM file.
+    #[serde(default)]
+    pub public_keys: BTreeMap<String, String>,
+    /// How often new digest files are looked for.
+    #[serde(default = "d_digest_check", deserialize_with = "units::duration")]
+    pub digest_check_interval: Duration,
+}
+
+fn d_digest_check() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -128,7 +142,28 @@ pub fn spawn(
     let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)?;
     let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(|e| e.to_string())?;
     let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(|e| e.to_string())?;
-    Ok(tokio::spawn(run(cfg, ctx, matcher, store, saved)))
+    let integrity = if cfg.validate_digests {
+        let specs: Vec<String> = cfg
+            .public_keys
+            .iter()
+            .map(|(fp, path)| format!("{fp}={path}"))
+            .collect();
+        let keys = crate::verify::load_public_keys(&specs)?;
+        Some(integrity::spawn(
+            ctx.name.clone(),
+            matcher.roots().to_vec(),
+            keys,
+            cfg.digest_check_interval,
+            ctx.out.clone(),
+            ctx.once,
+            ctx.shutdown.clone(),
+        ))
+    } else {
+        None
+    };
+    Ok(tokio::spawn(run(
+        cfg, ctx, matcher, store, saved, integrity,
+    )))
 }
 
 /// The filesystem watcher and the roots it watches. A root that does not exist yet is
@@ -309,6 +344,7 @@ async fn run(
     matcher: Matcher,
     store: CheckpointStore,
     saved: Option<BTreeMap<String, Saved>>,
+    integrity: Option<JoinHandle<()>>,
 ) -> SourceReport {
     let first_start = saved.is_none();
     let mut tracker = Tracker::new(saved.unwrap_or_default(), ctx.once);
@@ -414,6 +450,10 @@ async fn run(
         }
     }
     lp.save().await;
+    if let Some(h) = integrity {
+        // With --once it checks once and ends; a daemon's stops at shutdown.
+        let _ = h.await;
+    }
     let totals = lp.tracker.totals.clone();
     let unresolved = u64::from(lp.tracker.in_flight());
     tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, skipped_records = lp.skipped_records, "file source stopped");
