@@ -172,3 +172,51 @@ pub fn sdk_error_text<E: std::error::Error + 'static>(
     }
     s
 }
+
+/// Every key under `prefix` in `bucket` (ListObjectsV2, all pages), for the one-shot commands.
+pub async fn list_keys(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
+    }
+    Ok(out)
+}
+
+/// An object's bytes and its user metadata (`x-amz-meta-*`), read whole.
+pub async fn get_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(bytes::Bytes, std::collections::HashMap<String, String>), String> {
+    let o = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| error_text(&e))?;
+    let meta = o.metadata().cloned().unwrap_or_default();
+    let body = o
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?
+        .into_bytes();
+    Ok((body, meta))
+}

@@ -124,29 +124,12 @@ async fn s3_inputs(
     prefix: &str,
     q: &Query,
 ) -> Result<Vec<Input>, String> {
-    let mut out = Vec::new();
-    let mut pages = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "listing s3://{bucket}/{prefix}: {}",
-                crate::aws::error_text(&e)
-            )
-        })?;
-        for o in page.contents() {
-            if let Some(k) = o.key()
-                && wanted_path(k, q)
-            {
-                out.push(Input::Object(k.to_string()));
-            }
-        }
-    }
-    Ok(out)
+    Ok(crate::aws::list_keys(client, bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|k| wanted_path(k, q))
+        .map(Input::Object)
+        .collect())
 }
 
 /// Run a lookup; results go to `out`, reports and progress to stderr.
@@ -249,20 +232,7 @@ fn open(
     let raw: Box<dyn Read + Send> = match (input, client) {
         (Input::File(p), _) => Box::new(std::fs::File::open(p).map_err(|e| e.to_string())?),
         (Input::Object(k), Some(c)) => {
-            let body = rt.block_on(async {
-                let o = c
-                    .get_object()
-                    .bucket(bucket)
-                    .key(k)
-                    .send()
-                    .await
-                    .map_err(|e| crate::aws::error_text(&e))?;
-                o.body
-                    .collect()
-                    .await
-                    .map(|b| b.into_bytes())
-                    .map_err(|e| format!("reading the body: {e}"))
-            })?;
+            let (body, _) = rt.block_on(crate::aws::get_object(c, bucket, k))?;
             Box::new(std::io::Cursor::new(body))
         }
         (Input::Object(_), None) => return Err("no S3 client".into()),

@@ -42,29 +42,9 @@ impl Store {
                 }
                 Ok(out)
             }
-            Store::S3 { client, bucket, rt } => rt.block_on(async {
-                let mut out = Vec::new();
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| {
-                        format!(
-                            "listing s3://{bucket}/{prefix}: {}",
-                            crate::aws::error_text(&e)
-                        )
-                    })?;
-                    out.extend(
-                        p.contents()
-                            .iter()
-                            .filter_map(|o| o.key().map(String::from)),
-                    );
-                }
-                Ok(out)
-            }),
+            Store::S3 { client, bucket, rt } => {
+                rt.block_on(crate::aws::list_keys(client, bucket, prefix))
+            }
         }
     }
 
@@ -79,24 +59,10 @@ impl Store {
                     .map(|s| s.trim().to_string());
                 Ok((gunzip_if(data)?, sig))
             }
-            Store::S3 { client, bucket, rt } => rt.block_on(async {
-                let o = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| crate::aws::error_text(&e))?;
-                let sig = o.metadata().and_then(|m| m.get("signature")).cloned();
-                let body = o
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading the body: {e}"))?
-                    .into_bytes()
-                    .to_vec();
-                Ok((gunzip_if(body)?, sig))
-            }),
+            Store::S3 { client, bucket, rt } => {
+                let (body, meta) = rt.block_on(crate::aws::get_object(client, bucket, key))?;
+                Ok((gunzip_if(body.to_vec())?, meta.get("signature").cloned()))
+            }
         }
     }
 
