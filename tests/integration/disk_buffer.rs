@@ -30,6 +30,14 @@ async fn collector() -> (Server, Arc<Mutex<Vec<String>>>) {
     (server, got)
 }
 
+/// A collector behind a switch that is off: a SIEM that is down until `switch.set(true)`.
+async fn siem_down() -> (Server, Arc<Mutex<Vec<String>>>, Switch) {
+    let (server, got) = collector().await;
+    let switch = Switch::start(&server.url).await;
+    switch.set(false);
+    (server, got, switch)
+}
+
 fn segments_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -77,9 +85,7 @@ async fn siem_down_100k_events_buffered_to_disk_queue_emptied_restart_all_arrive
         )
         .await;
     }
-    let (server, got) = collector().await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
+    let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     let cfg = d.path().join("p.toml");
@@ -185,9 +191,7 @@ fn file_to_http(d: &Path, uri: &str, buffer: &str, extra: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_damaged_segment_loses_only_the_damaged_records_and_a_torn_tail_nothing() {
-    let (server, got) = collector().await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
+    let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 3, 200, 62, usize::MAX);
     let cfg = file_to_http(
@@ -268,9 +272,7 @@ async fn peak_bytes(dir: &Path, d: Duration) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_buffer_holds_the_sources_back_and_never_grows_past_max_size() {
-    let (server, got) = collector().await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
+    let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     // About 21 MB of records for an 8 MiB buffer.
     let records = corpus::write_documents(&d.path().join("trail"), 16, 1000, 63, usize::MAX);
@@ -314,9 +316,7 @@ async fn a_full_buffer_holds_the_sources_back_and_never_grows_past_max_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drop_newest_never_holds_up_the_other_sinks_and_the_refused_events_come_again() {
-    let (server, got) = collector().await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
+    let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 16, 1000, 64, usize::MAX);
     let want = corpus::ids(&records);

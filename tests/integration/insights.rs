@@ -48,6 +48,15 @@ impl Traffic {
     }
 }
 
+/// The value an insight attributes most of it to, for one attribute.
+fn top(ctx: &Value, attr: &str) -> Value {
+    ctx["attributions"]
+        .as_array()
+        .and_then(|list| list.iter().find(|a| a["attribute"] == attr))
+        .map(|a| a["insight"][0]["value"].clone())
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_delete_burst_and_an_access_denied_spike_raise_one_insight_each() {
     let d = tempfile::tempdir().unwrap();
@@ -166,20 +175,11 @@ fn a_delete_burst_and_an_access_denied_spike_raise_one_insight_each() {
     assert_eq!(ctx["statistics"]["insightDuration"], 10, "{ctx}");
     assert!(ctx["statistics"]["insight"]["average"].as_f64().unwrap() >= 150.0);
     assert!(ctx["statistics"]["baseline"]["average"].as_f64().unwrap() < 2.0);
-    let top = |attr: &str| {
-        ctx["attributions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["attribute"] == attr)
-            .unwrap()["insight"][0]["value"]
-            .clone()
-    };
     assert_eq!(
-        top("userIdentityArn"),
+        top(ctx, "userIdentityArn"),
         "arn:aws:iam::111122223333:user/mallory"
     );
-    assert_eq!(top("userAgent"), "evil-cli/1.0");
+    assert_eq!(top(ctx, "userAgent"), "evil-cli/1.0");
     // The spike of errors: one error-rate Start and End, attributed to AccessDenied and eve.
     let (es, ee) = (
         pick("ListUsers", "ApiErrorRateInsight", "Start"),
@@ -187,17 +187,11 @@ fn a_delete_burst_and_an_access_denied_spike_raise_one_insight_each() {
     );
     assert_eq!((es.len(), ee.len()), (1, 1), "{summary:#?}");
     let ctx = &ee[0]["insightDetails"]["insightContext"];
-    let top = |attr: &str| {
-        ctx["attributions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["attribute"] == attr)
-            .unwrap()["insight"][0]["value"]
-            .clone()
-    };
-    assert_eq!(top("errorCode"), "AccessDenied");
-    assert_eq!(top("userIdentityArn"), "arn:aws:iam::111122223333:user/eve");
+    assert_eq!(top(ctx, "errorCode"), "AccessDenied");
+    assert_eq!(
+        top(ctx, "userIdentityArn"),
+        "arn:aws:iam::111122223333:user/eve"
+    );
     // Nothing else but the call rate of the same spike (80 calls a minute against 3).
     let others: Vec<&String> = summary
         .iter()
