@@ -21,9 +21,34 @@ pub struct UnitDone<M> {
     pub delivered: bool,
 }
 
-struct Unit<M: Send + 'static> {
+/// Shares still out, and whether one of them failed.
+struct Shares {
     pending: AtomicUsize,
     failed: AtomicBool,
+}
+
+impl Shares {
+    fn one() -> Shares {
+        Shares {
+            pending: AtomicUsize::new(1),
+            failed: AtomicBool::new(false),
+        }
+    }
+    fn add(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Resolve one share; `Some(delivered)` when it was the last.
+    fn resolve(&self, ok: bool) -> Option<bool> {
+        if !ok {
+            self.failed.store(true, Ordering::Release);
+        }
+        (self.pending.fetch_sub(1, Ordering::AcqRel) == 1)
+            .then(|| !self.failed.load(Ordering::Acquire))
+    }
+}
+
+struct Unit<M: Send + 'static> {
+    shares: Shares,
     meta: Mutex<Option<M>>,
     notify: UnboundedSender<UnitDone<M>>,
 }
@@ -35,19 +60,15 @@ trait Resolve: Send + Sync {
 
 impl<M: Send + 'static> Resolve for Unit<M> {
     fn add(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
+        self.shares.add();
     }
     fn resolve(&self, ok: bool) {
-        if !ok {
-            self.failed.store(true, Ordering::Release);
-        }
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let meta = self.meta.lock().ok().and_then(|mut m| m.take());
-            if let Some(meta) = meta {
-                let delivered = !self.failed.load(Ordering::Acquire);
-                // The source may already be gone (shutdown): nothing left to commit then.
-                let _ = self.notify.send(UnitDone { meta, delivered });
-            }
+        let Some(delivered) = self.shares.resolve(ok) else {
+            return;
+        };
+        if let Some(meta) = self.meta.lock().ok().and_then(|mut m| m.take()) {
+            // The source may already be gone (shutdown): nothing left to commit then.
+            let _ = self.notify.send(UnitDone { meta, delivered });
         }
     }
 }
@@ -85,29 +106,24 @@ type Report = Box<dyn FnOnce(bool) + Send>;
 
 /// A share that reports its outcome before passing it on (see `AckToken::watch`).
 struct Watched {
-    pending: AtomicUsize,
-    failed: AtomicBool,
+    shares: Shares,
     inner: Mutex<Option<(AckToken, Report)>>,
 }
 
 impl Resolve for Watched {
     fn add(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
+        self.shares.add();
     }
     fn resolve(&self, ok: bool) {
-        if !ok {
-            self.failed.store(true, Ordering::Release);
-        }
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let taken = self.inner.lock().ok().and_then(|mut i| i.take());
-            if let Some((token, report)) = taken {
-                let delivered = !self.failed.load(Ordering::Acquire);
-                report(delivered);
-                if delivered {
-                    token.ack();
-                } else {
-                    token.fail();
-                }
+        let Some(delivered) = self.shares.resolve(ok) else {
+            return;
+        };
+        if let Some((token, report)) = self.inner.lock().ok().and_then(|mut i| i.take()) {
+            report(delivered);
+            if delivered {
+                token.ack();
+            } else {
+                token.fail();
             }
         }
     }
@@ -118,8 +134,7 @@ impl AckToken {
     /// just before the outcome reaches the unit. `report` is called once.
     pub fn watch(self, report: impl FnOnce(bool) + Send + 'static) -> AckToken {
         AckToken(Some(Arc::new(Watched {
-            pending: AtomicUsize::new(1),
-            failed: AtomicBool::new(false),
+            shares: Shares::one(),
             inner: Mutex::new(Some((self, Box::new(report)))),
         })))
     }
@@ -168,8 +183,7 @@ impl<M: Send + 'static> UnitHandle<M> {
     pub fn new(meta: M, notify: UnboundedSender<UnitDone<M>>) -> Self {
         UnitHandle {
             unit: Arc::new(Unit {
-                pending: AtomicUsize::new(1),
-                failed: AtomicBool::new(false),
+                shares: Shares::one(),
                 meta: Mutex::new(Some(meta)),
                 notify,
             }),
