@@ -2,6 +2,7 @@
 //! with acknowledgement tokens, and commits its positions as units resolve.
 
 pub mod file;
+pub mod integrity;
 pub mod object;
 pub mod s3;
 pub mod sqs;
@@ -52,17 +53,19 @@ pub enum SourceConfig {
 
 impl SourceConfig {
     pub fn parse(kind: &str, mut table: toml::Table) -> Result<Self, FieldError> {
+        let digests = integrity::DigestOptions::take(&mut table)?;
         match kind {
-            "file" => crate::config::from_table(table).map(Self::File),
+            "file" => crate::config::from_table(table)
+                .map(|c| Self::File(file::FileSourceConfig { digests, ..c })),
             "sqs" => {
                 let aws = AwsAccess::take(&mut table)?;
                 crate::config::from_table(table)
-                    .map(|c| Self::Sqs(Box::new(sqs::SqsSourceConfig { aws, ..c })))
+                    .map(|c| Self::Sqs(Box::new(sqs::SqsSourceConfig { aws, digests, ..c })))
             }
             "s3" => {
                 let aws = AwsAccess::take(&mut table)?;
                 crate::config::from_table(table)
-                    .map(|c| Self::S3(Box::new(s3::S3SourceConfig { aws, ..c })))
+                    .map(|c| Self::S3(Box::new(s3::S3SourceConfig { aws, digests, ..c })))
             }
             other => Err(FieldError::new(
                 &["type"],
@@ -73,18 +76,28 @@ impl SourceConfig {
 
     /// Keys taken out of a source's table before its own are read.
     pub fn shared_keys(kind: &str) -> &'static [&'static str] {
+        const DIGESTS: [&str; 3] = integrity::DigestOptions::KEYS;
         match kind {
-            "sqs" | "s3" => &["region", "endpoint", "assume_role"],
-            _ => &[],
+            "sqs" | "s3" => &[
+                "region",
+                "endpoint",
+                "assume_role",
+                DIGESTS[0],
+                DIGESTS[1],
+                DIGESTS[2],
+            ],
+            _ => &DIGESTS,
         }
     }
 
     pub fn check(&self) -> Vec<FieldError> {
-        match self {
-            Self::File(c) => c.check(),
-            Self::Sqs(c) => c.check(),
-            Self::S3(c) => c.check(),
-        }
+        let (mut errs, digests) = match self {
+            Self::File(c) => (c.check(), &c.digests),
+            Self::Sqs(c) => (c.check(), &c.digests),
+            Self::S3(c) => (c.check(), &c.digests),
+        };
+        errs.extend(digests.check());
+        errs
     }
 
     /// Prepare the source (open its checkpoint store: errors stop start-up) and start it.

@@ -109,9 +109,15 @@ fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
     Ok(keys)
 }
 
-fn open_store(args: &VerifyArgs) -> Result<(Store, String), String> {
+fn open_store(
+    args: &VerifyArgs,
+) -> Result<(Store, String, Option<tokio::runtime::Runtime>), String> {
     if !args.location.starts_with("s3://") {
-        return Ok((Store::Local(PathBuf::from(&args.location)), String::new()));
+        return Ok((
+            Store::Local(PathBuf::from(&args.location)),
+            String::new(),
+            None,
+        ));
     }
     let (bucket, prefix) = crate::backfill::parse_url(&args.location)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -124,12 +130,24 @@ fn open_store(args: &VerifyArgs) -> Result<(Store, String), String> {
         assume_role: None,
     };
     let client = rt.block_on(access.s3());
-    Ok((Store::S3 { client, bucket, rt }, prefix))
+    let handle = rt.handle().clone();
+    Ok((
+        Store::S3 {
+            client,
+            bucket,
+            rt: handle,
+        },
+        prefix,
+        Some(rt),
+    ))
 }
 
 /// One verification: where, with which keys, over which time, and what it found.
 struct Checker {
     store: Store,
+    /// Read a previous digest the chain names but that was not seen (checks of announced
+    /// digests, where nothing was listed).
+    fetch_previous: bool,
     keys: HashMap<String, Vec<u8>>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -142,12 +160,13 @@ pub fn run(args: &VerifyArgs) -> Result<Report, String> {
             .map(|v| crate::sources::s3::keys::parse_bound(v).map_err(|e| format!("--{flag}: {e}")))
             .transpose()
     };
-    let (store, prefix) = open_store(args)?;
+    let (store, prefix, _runtime) = open_store(args)?;
     let mut c = Checker {
         since: bound(&args.since, "since")?,
         until: bound(&args.until, "until")?,
         keys: public_keys(&args.public_keys)?,
         store,
+        fetch_previous: false,
         report: Report::default(),
     };
     let keys = c.store.list(&prefix)?;
@@ -183,6 +202,7 @@ fn newest_start(digests: &[Loaded]) -> Option<DateTime<Utc>> {
 /// the last look, with the chain followed across looks.
 pub struct Watch {
     checker: Checker,
+    prefix: String,
     checked: HashSet<String>,
     known: Known,
     referenced: HashSet<String>,
@@ -191,10 +211,29 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The digests under a local directory.
     pub fn new(root: PathBuf, keys: HashMap<String, Vec<u8>>) -> Watch {
+        Self::with(Store::Local(root), String::new(), keys)
+    }
+
+    /// The digests in an S3 bucket (under `prefix`); S3 calls run on `rt` (call the checks
+    /// from a blocking section).
+    pub fn s3(
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+        keys: HashMap<String, Vec<u8>>,
+        rt: tokio::runtime::Handle,
+    ) -> Watch {
+        Self::with(Store::S3 { client, bucket, rt }, prefix, keys)
+    }
+
+    fn with(store: Store, prefix: String, keys: HashMap<String, Vec<u8>>) -> Watch {
         Watch {
+            prefix,
             checker: Checker {
-                store: Store::Local(root),
+                store,
+                fetch_previous: false,
                 keys,
                 since: None,
                 until: None,
@@ -211,7 +250,7 @@ impl Watch {
     /// Check what is new; the problems found (each reported once).
     pub fn check(&mut self) -> Result<Vec<Problem>, String> {
         let c = &mut self.checker;
-        let keys = c.store.list("")?;
+        let keys = c.store.list(&self.prefix)?;
         let digests = c.load_digests(&keys, &self.checked);
         for l in &digests {
             self.checked.insert(l.key.clone());
@@ -224,6 +263,32 @@ impl Watch {
         c.check_listed(&keys, &digests, &mut self.referenced);
         self.newest = self.newest.max(newest_start(&digests));
         c.check_unlisted(&keys, &self.referenced, self.newest, &mut self.reported);
+        Ok(std::mem::take(&mut c.report.problems))
+    }
+}
+
+impl Watch {
+    /// Check digests announced one by one (an SQS notification), without listing: their log
+    /// files by the keys they record, and the previous digest read when it was not seen.
+    pub fn check_announced(&mut self, digest_keys: &[String]) -> Result<Vec<Problem>, String> {
+        let c = &mut self.checker;
+        c.fetch_previous = true;
+        let digests = c.load_digests(digest_keys, &self.checked);
+        for l in &digests {
+            self.checked.insert(l.key.clone());
+        }
+        c.check_digests(&digests, &self.known);
+        for l in &digests {
+            self.known.insert(
+                l.digest.digest_s3_object.clone(),
+                (l.hash.clone(), l.signature.clone()),
+            );
+        }
+        let logs: Vec<String> = digests
+            .iter()
+            .flat_map(|l| l.digest.log_files.iter().map(|f| f.s3_object.clone()))
+            .collect();
+        c.check_listed(&logs, &digests, &mut self.referenced);
         Ok(std::mem::take(&mut c.report.problems))
     }
 }
@@ -346,7 +411,20 @@ impl Checker {
             return true;
         };
         let name = self.store.display(&l.key);
-        let Some((p_hash, p_sig)) = known.get(prev) else {
+        let fetched;
+        let found = match known.get(prev) {
+            Some(k) => Some(k),
+            None if self.fetch_previous => {
+                fetched = self
+                    .store
+                    .read(prev)
+                    .ok()
+                    .map(|(content, sig)| (sha256_hex(&content), sig));
+                fetched.as_ref()
+            }
+            None => None,
+        };
+        let Some((p_hash, p_sig)) = found else {
             // Missing: a break, unless it ends before the range asked for.
             let prev_end = file_name(prev)
                 .trim_end_matches(".json.gz")
@@ -409,6 +487,10 @@ impl Checker {
                             );
                             self.problem("LogFileModified", name, what);
                         }
+                    }
+                    Err(e) if e.contains("NoSuchKey") => {
+                        let what = format!("missing (listed in {})", file_name(&l.key));
+                        self.problem("LogFileMissing", name, what);
                     }
                     Err(e) => {
                         self.problem("LogFileUnreadable", name, format!("unreadable: {e}"));

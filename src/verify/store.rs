@@ -10,7 +10,9 @@ pub enum Store {
     S3 {
         client: aws_sdk_s3::Client,
         bucket: String,
-        rt: tokio::runtime::Runtime,
+        /// Where the S3 calls run: the command's own runtime, or (inside the daemon) the
+        /// pipeline's, from a `block_in_place` section.
+        rt: tokio::runtime::Handle,
     },
 }
 

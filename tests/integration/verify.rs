@@ -421,3 +421,98 @@ fn a_file_source_with_validate_digests_sends_alerts_down_the_pipeline() {
     // The events themselves are all delivered, the changed file's included.
     assert_eq!(output_ids(&d2.path().join("out.ndjson")).len(), 120 + 2);
 }
+
+/// Upload a trail's log files and signed digests (signature in the object metadata).
+async fn upload(m: &Moto, t: &Trail) {
+    for k in &t.logs {
+        m.put_object(BUCKET, k, std::fs::read(t.root.join(k)).unwrap())
+            .await;
+    }
+    for (k, gz, sig) in &t.signed {
+        m.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(gz.clone().into())
+            .metadata("signature", sig)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn alerts_in(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["eventType"] == "TrailshipIntegrityAlert")
+        .map(|v| v["eventName"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_and_sqs_sources_with_validate_digests_send_alerts() {
+    let m = Moto::start();
+    // The queue is told about every object (log files and digests) by S3 itself.
+    let url = crate::sqs::setup(&m).await;
+    let d = tempfile::tempdir().unwrap();
+    let t = trail(d.path());
+    upload(&m, &t).await;
+    // Tampered in the bucket: one log file changed (announced again), one deleted.
+    let changed = corpus::gzip(b"{\"Records\":[]}");
+    m.put_object(BUCKET, &t.logs[1], changed).await;
+    m.s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&t.logs[5])
+        .send()
+        .await
+        .unwrap();
+    let keys = format!(
+        "public_keys = {{ \"{FP}\" = \"{}\" }}",
+        toml_path(&t.public)
+    );
+    let run = |name: &str, source: String| {
+        let cfg = d.path().join(format!("{name}.toml"));
+        let out = d.path().join(format!("{name}.ndjson"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = \"{}\"\n[sources.src]\n{source}\nendpoint = \"{}\"\nregion = \"us-east-1\"\nvalidate_digests = true\n{keys}\n[sinks.out]\ntype = \"file\"\ninputs = [\"src\"]\npath = \"{}\"\n",
+                toml_path(&d.path().join(format!("data-{name}"))),
+                m.endpoint,
+                toml_path(&out),
+            ),
+        )
+        .unwrap();
+        let o = m.run_once(&cfg);
+        (o, out)
+    };
+    let (o, out) = tokio::task::block_in_place(|| {
+        run(
+            "s3",
+            format!("type = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"AWSLogs/\""),
+        )
+    });
+    let mut got = alerts_in(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["LogFileMissing", "LogFileModified"],
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (o, out) = tokio::task::block_in_place(|| {
+        run("sqs", format!("type = \"sqs\"\nqueue_url = \"{url}\""))
+    });
+    let mut got = alerts_in(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["LogFileMissing", "LogFileModified"],
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // (The announcement of the deleted log file stays on the queue: its object is gone.)
+}

@@ -2,7 +2,6 @@
 //! and rescanned every `poll_interval` as a fallback (network filesystems, missed events).
 
 pub mod discover;
-mod integrity;
 pub mod reader;
 pub mod tracker;
 
@@ -24,6 +23,7 @@ use super::{SourceContext, SourceReport};
 use crate::ack::UnitDone;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{FieldError, units};
+use crate::sources::integrity;
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -88,19 +88,9 @@ pub struct FileSourceConfig {
     /// checkpoint), which keeps a years-deep trail directory cheap. Unset: every file.
     #[serde(default, deserialize_with = "opt_duration")]
     pub ignore_older: Option<Duration>,
-    /// Check CloudTrail digest files under the roots and send alerts for any problem.
-    #[serde(default)]
-    pub validate_digests: bool,
-    /// Public keys for the digests' signatures: fingerprint → DER or PEM file.
-    #[serde(default)]
-    pub public_keys: BTreeMap<String, String>,
-    /// How often new digest files are looked for.
-    #[serde(default = "d_digest_check", deserialize_with = "units::duration")]
-    pub digest_check_interval: Duration,
-}
-
-fn d_digest_check() -> Duration {
-    Duration::from_secs(300)
+    /// `validate_digests` and its keys (taken out of the table first).
+    #[serde(skip)]
+    pub digests: integrity::DigestOptions,
 }
 
 fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -142,18 +132,19 @@ pub fn spawn(
     let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)?;
     let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(|e| e.to_string())?;
     let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(|e| e.to_string())?;
-    let integrity = if cfg.validate_digests {
-        let specs: Vec<String> = cfg
-            .public_keys
+    let integrity = if cfg.digests.validate_digests {
+        let keys = integrity::keys(&cfg.digests.public_keys)?;
+        let watches = matcher
+            .roots()
             .iter()
-            .map(|(fp, path)| format!("{fp}={path}"))
+            .map(|r| crate::verify::Watch::new(r.clone(), keys.clone()))
             .collect();
-        let keys = crate::verify::load_public_keys(&specs)?;
         Some(integrity::spawn(
             ctx.name.clone(),
-            matcher.roots().to_vec(),
-            keys,
-            cfg.digest_check_interval,
+            integrity::Checks::Listing {
+                watches,
+                interval: cfg.digests.digest_check_interval,
+            },
             ctx.out.clone(),
             ctx.once,
             ctx.shutdown.clone(),

@@ -69,6 +69,9 @@ pub struct S3SourceConfig {
     /// `region`, `endpoint`, `assume_role` (taken out of the table first).
     #[serde(skip)]
     pub aws: AwsAccess,
+    /// `validate_digests` and its keys (taken out of the table first).
+    #[serde(skip)]
+    pub digests: crate::sources::integrity::DigestOptions,
 }
 
 type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -473,6 +476,42 @@ impl Runner {
     }
 }
 
+/// `validate_digests`: the digests under the prefix, checked now and then (once with --once).
+fn digest_checks(
+    cfg: &S3SourceConfig,
+    ctx: &SourceContext,
+    s3: &aws_sdk_s3::Client,
+) -> Option<JoinHandle<()>> {
+    use crate::sources::integrity;
+    if !cfg.digests.validate_digests {
+        return None;
+    }
+    let keys = match integrity::keys(&cfg.digests.public_keys) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(source = %ctx.name, error = %e, "digest validation is off: cannot read the public keys");
+            return None;
+        }
+    };
+    let watch = crate::verify::Watch::s3(
+        s3.clone(),
+        cfg.bucket.clone(),
+        cfg.prefix.clone(),
+        keys,
+        tokio::runtime::Handle::current(),
+    );
+    Some(integrity::spawn(
+        ctx.name.clone(),
+        integrity::Checks::Listing {
+            watches: vec![watch],
+            interval: cfg.digests.digest_check_interval,
+        },
+        ctx.out.clone(),
+        ctx.once,
+        ctx.shutdown.clone(),
+    ))
+}
+
 async fn run(
     cfg: S3SourceConfig,
     ctx: SourceContext,
@@ -484,6 +523,7 @@ async fn run(
     let cfg = Arc::new(cfg);
     let store = Arc::new(store);
     let s3 = cfg.aws.s3().await;
+    let integrity = digest_checks(&cfg, &ctx, &s3);
     let progress = progress::watched();
     let mut reader = Some(Arc::new(ObjectReader {
         source: ctx.name.clone(),
@@ -630,6 +670,9 @@ async fn run(
         }
     }
     r.save(&store).await;
+    if let Some(h) = integrity {
+        let _ = h.await;
+    }
     tracing::info!(source = %ctx.name, events = r.report.events, objects_done = r.report.units_committed, objects_failed = r.report.units_failed, bad_objects = r.report.bad_inputs, after = ?r.state.after, "s3 source finished");
     r.report
 }

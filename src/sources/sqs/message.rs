@@ -36,6 +36,8 @@ pub enum Outcome {
 pub struct Context {
     pub reader: ObjectReader,
     pub keys: KeyFilter,
+    /// With `validate_digests`: announced digest objects go here, as (bucket, key).
+    pub digests: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
 }
 
 /// Read everything `body` announces into `unit`. The caller seals the unit on `Read` and
@@ -51,6 +53,14 @@ pub async fn process(ctx: &Context, body: &str, unit: &UnitHandle<MsgMeta>) -> O
             };
         }
     };
+    if let Some(tx) = &ctx.digests {
+        for o in objects
+            .iter()
+            .filter(|o| o.key.contains("/CloudTrail-Digest/"))
+        {
+            let _ = tx.send((o.bucket.clone(), o.key.clone()));
+        }
+    }
     let wanted: Vec<ObjectRef> = objects
         .into_iter()
         .filter(|o| ctx.keys.wanted(&o.key))

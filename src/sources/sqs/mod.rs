@@ -50,6 +50,10 @@ pub struct SqsSourceConfig {
     /// `region`, `endpoint`, `assume_role` (taken out of the table first).
     #[serde(skip)]
     pub aws: AwsAccess,
+    /// `validate_digests` and its keys (taken out of the table first): the digests the queue
+    /// announces are checked.
+    #[serde(skip)]
+    pub digests: crate::sources::integrity::DigestOptions,
     /// Receivers polling the queue at once (each handles one message at a time).
     #[serde(default = "d_concurrency")]
     pub concurrency: usize,
@@ -290,6 +294,40 @@ async fn receiver(
     counts
 }
 
+type Announce = Option<mpsc::UnboundedSender<(String, String)>>;
+
+/// `validate_digests`: the task checking the digests the queue announces, and where to tell it.
+fn digest_checks(
+    cfg: &SqsSourceConfig,
+    ctx: &SourceContext,
+    s3: &aws_sdk_s3::Client,
+) -> (Announce, Option<tokio::task::JoinHandle<()>>) {
+    use crate::sources::integrity;
+    if !cfg.digests.validate_digests {
+        return (None, None);
+    }
+    let keys = match integrity::keys(&cfg.digests.public_keys) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(source = %ctx.name, error = %e, "digest validation is off: cannot read the public keys");
+            return (None, None);
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = integrity::spawn(
+        ctx.name.clone(),
+        integrity::Checks::Announced {
+            rx,
+            client: s3.clone(),
+            keys,
+        },
+        ctx.out.clone(),
+        ctx.once,
+        ctx.shutdown.clone(),
+    );
+    (Some(tx), Some(task))
+}
+
 async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> SourceReport {
     let access = cfg.aws.clone();
     let shared = Arc::new(Shared {
@@ -297,14 +335,17 @@ async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> Sourc
         cfg: cfg.clone(),
         name: ctx.name.clone(),
     });
+    let s3 = access.s3().await;
+    let (digests, integrity) = digest_checks(&cfg, &ctx, &s3);
     let mctx = Arc::new(Context {
         reader: ObjectReader {
             source: ctx.name.clone(),
             out: ctx.out.clone(),
-            s3: access.s3().await,
+            s3,
             max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
         },
         keys,
+        digests,
     });
     drop(ctx.out);
     let (unit_tx, mut unit_rx) = mpsc::unbounded_channel::<UnitDone<MsgMeta>>();
@@ -351,6 +392,10 @@ async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> Sourc
                 break;
             }
         }
+    }
+    if let Some(h) = integrity {
+        // It ends once the receivers (which announce digests to it) are gone.
+        let _ = h.await;
     }
     tracing::info!(source = %ctx.name, events = report.events, messages_deleted = report.units_committed, messages_failed = report.units_failed, poison = report.bad_inputs, "sqs source stopped");
     report
