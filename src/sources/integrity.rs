@@ -72,6 +72,9 @@ pub struct DigestOptions {
         deserialize_with = "crate::config::units::duration"
     )]
     pub digest_check_interval: Duration,
+    /// Fetch the keys `public_keys` does not give through CloudTrail's ListPublicKeys.
+    #[serde(default)]
+    pub fetch_public_keys: bool,
 }
 
 fn d_check_interval() -> Duration {
@@ -84,13 +87,18 @@ impl Default for DigestOptions {
             validate_digests: false,
             public_keys: Default::default(),
             digest_check_interval: d_check_interval(),
+            fetch_public_keys: false,
         }
     }
 }
 
 impl DigestOptions {
-    pub const KEYS: [&'static str; 3] =
-        ["validate_digests", "public_keys", "digest_check_interval"];
+    pub const KEYS: [&'static str; 4] = [
+        "validate_digests",
+        "public_keys",
+        "digest_check_interval",
+        "fetch_public_keys",
+    ];
 
     pub fn take(table: &mut toml::Table) -> Result<DigestOptions, crate::config::FieldError> {
         let mut t = toml::Table::new();
@@ -162,14 +170,22 @@ impl Alerts {
 
 /// Run the checks, sending alerts to `out`, until shutdown (or once, with `--once`, or until
 /// the announcing source is gone).
+/// `fetch`: the AWS access to ask ListPublicKeys with (`fetch_public_keys = true`).
 pub fn spawn(
     name: Arc<str>,
     checks: Checks,
+    fetch: Option<crate::aws::AwsAccess>,
     out: Fanout,
     once: bool,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let with_fetcher = |w: Watch| match &fetch {
+            Some(access) => w.with_fetcher(tokio::task::block_in_place(|| {
+                crate::verify::keys::KeyFetcher::new(access, tokio::runtime::Handle::current())
+            })),
+            None => w,
+        };
         let alerts = Alerts {
             origin: Arc::new(Origin {
                 source: name.clone(),
@@ -179,22 +195,22 @@ pub fn spawn(
             out,
         };
         match checks {
-            Checks::Listing {
-                mut watches,
-                interval,
-            } => loop {
-                for w in watches.iter_mut() {
-                    // Hashing log files is disk and network work: off the runtime's threads.
-                    alerts.send(tokio::task::block_in_place(|| w.check())).await;
+            Checks::Listing { watches, interval } => {
+                let mut watches: Vec<Watch> = watches.into_iter().map(with_fetcher).collect();
+                loop {
+                    for w in watches.iter_mut() {
+                        // Hashing log files is disk and network work: off the runtime's threads.
+                        alerts.send(tokio::task::block_in_place(|| w.check())).await;
+                    }
+                    if once {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
-                if once {
-                    return;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-            },
+            }
             Checks::Announced {
                 mut rx,
                 client,
@@ -204,13 +220,13 @@ pub fn spawn(
                 let mut by_bucket: HashMap<String, Watch> = HashMap::new();
                 while let Some((bucket, key)) = rx.recv().await {
                     let w = by_bucket.entry(bucket.clone()).or_insert_with(|| {
-                        Watch::s3(
+                        with_fetcher(Watch::s3(
                             client.clone(),
                             bucket,
                             String::new(),
                             keys.clone(),
                             rt.clone(),
-                        )
+                        ))
                     });
                     alerts
                         .send(tokio::task::block_in_place(|| w.check_announced(&[key])))

@@ -76,7 +76,7 @@ impl SourceConfig {
 
     /// Keys taken out of a source's table before its own are read.
     pub fn shared_keys(kind: &str) -> &'static [&'static str] {
-        const DIGESTS: [&str; 3] = integrity::DigestOptions::KEYS;
+        const DIGESTS: [&str; 4] = integrity::DigestOptions::KEYS;
         match kind {
             "sqs" | "s3" => &[
                 "region",
@@ -85,6 +85,7 @@ impl SourceConfig {
                 DIGESTS[0],
                 DIGESTS[1],
                 DIGESTS[2],
+                DIGESTS[3],
             ],
             _ => &DIGESTS,
         }

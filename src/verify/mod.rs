@@ -5,6 +5,7 @@
 //! uncompressed content, and log files no digest accounts for.
 
 pub mod digest;
+pub mod keys;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,6 +30,10 @@ pub struct VerifyArgs {
     /// PEM; `aws cloudtrail list-public-keys` gives both). Repeat for several.
     #[arg(long = "public-key")]
     pub public_keys: Vec<String>,
+    /// Fetch the public keys no --public-key gives through CloudTrail's ListPublicKeys (in
+    /// each digest's region).
+    #[arg(long)]
+    pub fetch_public_keys: bool,
     /// AWS region for s3:// (default: the standard chain).
     #[arg(long)]
     pub aws_region: Option<String>,
@@ -145,6 +150,8 @@ fn open_store(
 /// One verification: where, with which keys, over which time, and what it found.
 struct Checker {
     store: Store,
+    /// ListPublicKeys for fingerprints no configured key matches.
+    fetcher: Option<keys::KeyFetcher>,
     /// Read a previous digest the chain names but that was not seen (checks of announced
     /// digests, where nothing was listed).
     fetch_previous: bool,
@@ -160,11 +167,34 @@ pub fn run(args: &VerifyArgs) -> Result<Report, String> {
             .map(|v| crate::sources::s3::keys::parse_bound(v).map_err(|e| format!("--{flag}: {e}")))
             .transpose()
     };
-    let (store, prefix, _runtime) = open_store(args)?;
+    let (store, prefix, runtime) = open_store(args)?;
+    // A runtime for the AWS calls (the S3 one, or one of its own for a local directory).
+    let runtime = match runtime {
+        Some(r) => Some(r),
+        None if args.fetch_public_keys => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?,
+        ),
+        None => None,
+    };
+    let fetcher = match (&runtime, args.fetch_public_keys) {
+        (Some(rt), true) => Some(keys::KeyFetcher::new(
+            &crate::aws::AwsAccess {
+                region: args.aws_region.clone(),
+                endpoint: args.endpoint.clone(),
+                assume_role: None,
+            },
+            rt.handle().clone(),
+        )),
+        _ => None,
+    };
     let mut c = Checker {
         since: bound(&args.since, "since")?,
         until: bound(&args.until, "until")?,
         keys: public_keys(&args.public_keys)?,
+        fetcher,
         store,
         fetch_previous: false,
         report: Report::default(),
@@ -228,10 +258,17 @@ impl Watch {
         Self::with(Store::S3 { client, bucket, rt }, prefix, keys)
     }
 
+    /// Fetch keys no configured one matches through ListPublicKeys.
+    pub fn with_fetcher(mut self, f: keys::KeyFetcher) -> Watch {
+        self.checker.fetcher = Some(f);
+        self
+    }
+
     fn with(store: Store, prefix: String, keys: HashMap<String, Vec<u8>>) -> Watch {
         Watch {
             prefix,
             checker: Checker {
+                fetcher: None,
                 store,
                 fetch_previous: false,
                 keys,
@@ -389,9 +426,14 @@ impl Checker {
             };
             return self.problem(code, name, what.into());
         };
-        let Some(key) = self.keys.get(&fp.to_ascii_lowercase()) else {
-            let what =
-                format!("no public key for fingerprint {fp} (give it with --public-key {fp}=FILE)");
+        let fp = fp.to_ascii_lowercase();
+        if !self.keys.contains_key(&fp) {
+            self.fetch_keys(l);
+        }
+        let Some(key) = self.keys.get(&fp) else {
+            let what = format!(
+                "no public key for fingerprint {fp} (give it with --public-key {fp}=FILE, or fetch the keys with ListPublicKeys)"
+            );
             return self.problem("DigestNoPublicKey", name, what);
         };
         if signature_ok(key, &d.string_to_sign(&l.hash), sig) {
@@ -402,6 +444,23 @@ impl Checker {
             name,
             "signature does not verify: the digest was changed or not signed by CloudTrail".into(),
         )
+    }
+
+    /// Ask ListPublicKeys for the keys of this digest's region and time, when allowed.
+    fn fetch_keys(&mut self, l: &Loaded) {
+        let Some(f) = self.fetcher.as_mut() else {
+            return;
+        };
+        let region = keys::digest_region(&l.digest.digest_s3_object)
+            .or_else(|| keys::digest_region(&l.key))
+            .unwrap_or("us-east-1");
+        let at = time(&l.digest.digest_end_time).unwrap_or_else(Utc::now);
+        match f.fetch(region, at) {
+            Ok(found) => self.keys.extend(found),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch CloudTrail's public keys");
+            }
+        }
     }
 
     /// The previous digest it names is there, with the hash and signature it records.

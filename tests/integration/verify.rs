@@ -516,3 +516,69 @@ async fn s3_and_sqs_sources_with_validate_digests_send_alerts() {
     );
     // (The announcement of the deleted log file stays on the queue: its object is gone.)
 }
+
+/// CloudTrail's ListPublicKeys, as the AWS JSON 1.1 protocol has it (moto does not implement
+/// this call): one key, valid around the test trail's time.
+async fn list_public_keys_server(der: Vec<u8>) -> crate::common::http_server::Server {
+    use crate::common::http_server::{Reply, Served, Server};
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD.encode(der);
+    Server::start(std::sync::Arc::new(move |r: &Served| {
+        if !r
+            .header("x-amz-target")
+            .is_some_and(|t| t.ends_with(".ListPublicKeys"))
+        {
+            return Reply::json(
+                400,
+                serde_json::json!({"__type": "UnknownOperationException"}),
+            );
+        }
+        let mut reply = Reply::json(
+            200,
+            serde_json::json!({"PublicKeyList": [{
+                "Value": value,
+                "ValidityStartTime": 1.7e9,
+                "ValidityEndTime": 1.9e9,
+                "Fingerprint": FP,
+            }]}),
+        );
+        reply.headers = vec![("content-type".into(), "application/x-amz-json-1.1".into())];
+        reply
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_keys_can_be_fetched_through_list_public_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let t = trail(d.path());
+    let server = list_public_keys_server(std::fs::read(&t.public).unwrap()).await;
+    let mut c = trailship(&[
+        "verify",
+        t.root.to_str().unwrap(),
+        "--fetch-public-keys",
+        "--endpoint",
+        &server.url,
+        "--aws-region",
+        "us-east-1",
+    ]);
+    c.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let o = tokio::task::block_in_place(|| run_with_timeout(c, 60));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("3/3 digest files valid"), "{out}");
+    // One call: the key it returned serves the other digests.
+    let calls = server.requests.lock().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert!(
+        calls[0]
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
+    );
+}

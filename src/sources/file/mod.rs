@@ -145,6 +145,9 @@ pub fn spawn(
                 watches,
                 interval: cfg.digests.digest_check_interval,
             },
+            cfg.digests
+                .fetch_public_keys
+                .then(crate::aws::AwsAccess::default),
             ctx.out.clone(),
             ctx.once,
             ctx.shutdown.clone(),

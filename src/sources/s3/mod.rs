@@ -506,6 +506,7 @@ fn digest_checks(
             watches: vec![watch],
             interval: cfg.digests.digest_check_interval,
         },
+        cfg.digests.fetch_public_keys.then(|| cfg.aws.clone()),
         ctx.out.clone(),
         ctx.once,
         ctx.shutdown.clone(),

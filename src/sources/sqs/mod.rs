@@ -321,6 +321,7 @@ fn digest_checks(
             client: s3.clone(),
             keys,
         },
+        cfg.digests.fetch_public_keys.then(|| cfg.aws.clone()),
         ctx.out.clone(),
         ctx.once,
         ctx.shutdown.clone(),
