@@ -2,6 +2,7 @@
 //! analysed. See ARCHITECTURE.md for the map of this crate.
 
 pub mod ack;
+pub mod api;
 pub mod aws;
 pub mod backfill;
 pub mod buffer;

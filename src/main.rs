@@ -210,6 +210,16 @@ async fn shutdown_signal() -> &'static str {
 }
 
 async fn run(cfg: Config, once: bool) -> ExitCode {
+    let _api = match cfg.api {
+        Some(addr) => match trailship::api::serve(addr).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the HTTP API");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
     let mut running = match topology::start(&cfg, once) {
         Ok(r) => r,
         Err(e) => {
@@ -217,6 +227,7 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    trailship::api::set_ready(true);
     let shutdown = running.shutdown.clone();
     let hard_stop = running.hard_stop.clone();
     let reports = {
@@ -225,6 +236,7 @@ async fn run(cfg: Config, once: bool) -> ExitCode {
         tokio::select! {
             r = &mut wait => r,
             sig = shutdown_signal() => {
+                trailship::api::set_ready(false);
                 tracing::info!(signal = sig, timeout_s = cfg.shutdown_timeout.as_secs_f64(), "stopping: no new input; delivering what is in flight");
                 shutdown.cancel();
                 tokio::select! {

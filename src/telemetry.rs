@@ -86,6 +86,36 @@ pub fn snapshot() -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Every counter in the Prometheus text format (version 0.0.4), named `trailship_*`.
+pub fn prometheus() -> String {
+    let Ok(m) = COUNTERS.lock() else {
+        return String::new();
+    };
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    let mut last = "";
+    for ((name, labels), v) in m.iter() {
+        if *name != last {
+            out.push_str(&format!("# TYPE trailship_{name} counter\n"));
+            last = name;
+        }
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        if l.is_empty() {
+            out.push_str(&format!("trailship_{name} {v}\n"));
+        } else {
+            out.push_str(&format!("trailship_{name}{{{}}} {v}\n", l.join(",")));
+        }
+    }
+    out
+}
+
 /// Record one bad input: the counter every kind of bad input shares.
 pub fn bad_input(source: &str, reason: &str) {
     count(

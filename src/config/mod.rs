@@ -147,6 +147,8 @@ pub struct SinkSpec {
 #[derive(Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// `[api] address`: where the HTTP API listens (none: no API).
+    pub api: Option<std::net::SocketAddr>,
     pub shutdown_timeout: Duration,
     pub sources: BTreeMap<String, SourceSpec>,
     pub transforms: BTreeMap<String, TransformSpec>,
@@ -157,6 +159,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct RawRoot {
     data_dir: Option<String>,
+    #[serde(default)]
+    api: Option<RawApi>,
     #[serde(default, deserialize_with = "opt_duration")]
     shutdown_timeout: Option<Duration>,
     #[serde(default)]
@@ -169,6 +173,21 @@ struct RawRoot {
 
 fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     units::duration(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    address: Option<String>,
+}
+
+/// The API's listening address: `[api]` alone means loopback, port 8686.
+fn api_address(raw: Option<RawApi>) -> Result<Option<std::net::SocketAddr>, String> {
+    let Some(api) = raw else { return Ok(None) };
+    let text = api.address.unwrap_or_else(|| "127.0.0.1:8686".into());
+    text.parse().map(Some).map_err(|e| {
+        format!("api.address {text:?}: {e} (expected IP:PORT, e.g. \"127.0.0.1:8686\")")
+    })
 }
 
 struct Loader<'a> {
@@ -291,8 +310,17 @@ impl Config {
             errors: Vec::new(),
         };
         let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "/var/lib/trailship".into()));
+        let api = match api_address(raw.api) {
+            Ok(a) => a,
+            Err(m) => {
+                let line = locate::locate(text, &["api", "address"]).unwrap_or(1);
+                l.errors.push(ConfigError::at_line(line, "api.address", m));
+                None
+            }
+        };
         let mut cfg = Config {
             data_dir,
+            api,
             shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(30)),
             sources: BTreeMap::new(),
             transforms: BTreeMap::new(),

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api;
 mod aws_e2e;
 mod bad_input;
 mod cloudwatch_logs;
