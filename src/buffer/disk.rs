@@ -101,18 +101,7 @@ pub fn spawn(
         closed: false,
     });
     let (out_tx, out_rx) = mpsc::channel(crate::topology::CHANNEL_BATCHES);
-    let reader = Reader::new(
-        shared.clone(),
-        store,
-        saved,
-        ids,
-        frontier_rx,
-        out_tx,
-        at.chunk_events,
-        at.once,
-        at.shutdown,
-        at.hard_stop,
-    );
+    let reader = Reader::new(shared.clone(), store, saved, ids, frontier_rx, out_tx, at);
     let w = tokio::task::spawn_blocking(move || writer.run(rx, frontier_tx));
     let r = tokio::spawn(reader.run());
     Ok((out_rx, vec![w, r]))

@@ -109,7 +109,7 @@ struct Chunked {
 }
 
 impl Reader {
-    #[allow(clippy::too_many_arguments)]
+    /// `at`: the sink's chunk size, `--once`, and the stop signals.
     pub fn new(
         shared: Arc<Shared>,
         store: CheckpointStore,
@@ -117,10 +117,7 @@ impl Reader {
         segments: Vec<u64>,
         frontier: watch::Receiver<Frontier>,
         out: mpsc::Sender<Batch>,
-        chunk_events: usize,
-        once: bool,
-        shutdown: CancellationToken,
-        hard_stop: CancellationToken,
+        at: super::Attach<'_>,
     ) -> Reader {
         let first = segments
             .first()
@@ -145,10 +142,10 @@ impl Reader {
             segments,
             frontier,
             out,
-            chunk_events: chunk_events.clamp(1, 10_000),
-            once,
-            shutdown,
-            hard_stop,
+            chunk_events: at.chunk_events.clamp(1, 10_000),
+            once: at.once,
+            shutdown: at.shutdown,
+            hard_stop: at.hard_stop,
             cursor,
             chunks: BTreeMap::new(),
             next_id: 0,

@@ -143,6 +143,13 @@ fn trail(dir: &Path) -> Trail {
     }
 }
 
+/// Change one record of a gzip log file (its hash no longer matches its digest).
+fn change_a_record(p: &Path) {
+    let text = String::from_utf8(gunzip(&std::fs::read(p).unwrap())).unwrap();
+    let changed = text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1);
+    std::fs::write(p, corpus::gzip(changed.as_bytes())).unwrap();
+}
+
 fn verify(t: &Trail) -> (i32, String) {
     let o = run_with_timeout(
         trailship(&[
@@ -179,15 +186,7 @@ fn each_kind_of_tampering_is_caught() {
 
     // A record changed in a log file.
     let p = t.root.join(&t.logs[2]);
-    let text = String::from_utf8(gunzip(&std::fs::read(&p).unwrap())).unwrap();
-    std::fs::write(
-        &p,
-        corpus::gzip(
-            text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1)
-                .as_bytes(),
-        ),
-    )
-    .unwrap();
+    change_a_record(&p);
     let (code, out) = verify(&t);
     assert_eq!(code, 5, "{out}");
     assert!(
@@ -363,15 +362,7 @@ fn a_file_source_with_validate_digests_sends_alerts_down_the_pipeline() {
     let d2 = tempfile::tempdir().unwrap();
     let t2 = trail(d2.path());
     let p = t2.root.join(&t2.logs[3]);
-    let text = String::from_utf8(gunzip(&std::fs::read(&p).unwrap())).unwrap();
-    std::fs::write(
-        &p,
-        corpus::gzip(
-            text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1)
-                .as_bytes(),
-        ),
-    )
-    .unwrap();
+    change_a_record(&p);
     std::fs::remove_file(format!("{}.sig", t2.root.join(&t2.digests[2]).display())).unwrap();
     let cfg2 = d2.path().join("p.toml");
     std::fs::write(
