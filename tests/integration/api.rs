@@ -60,6 +60,15 @@ fn health_ready_and_metrics() {
     wait_until(60, "every event delivered", || {
         output_ids(&d.path().join("out.ndjson")).len() >= records.len()
     });
+    // The file source counts a file's events when it has finished it, which may be after the
+    // sink delivered them: the counter is live, so wait for it.
+    let want = format!(
+        "trailship_events_received_total{{component=\"trail\"}} {}",
+        records.len()
+    );
+    wait_until(30, "the received counter to reach every event", || {
+        http(port, "GET", "/metrics").is_some_and(|(_, m)| m.contains(&want))
+    });
     let (status, metrics) = http(port, "GET", "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(
