@@ -1,16 +1,18 @@
 //! The HTTP API, on `[api] address` (loopback by default; only when configured): `/health`
-//! (the process answers), `/ready` (the pipeline is built and running, not stopping) and
-//! `/metrics` (every counter in the Prometheus text format).
+//! (the process answers), `/ready` (the pipeline is built and running, not stopping, and no
+//! sink has been failing for longer than `stuck_after`) and `/metrics` (every metric in the
+//! Prometheus text format).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response};
 use tokio::task::JoinHandle;
 
+use crate::config::ApiConfig;
 use crate::telemetry;
 
 static READY: AtomicBool = AtomicBool::new(false);
@@ -29,12 +31,43 @@ fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>>
     r
 }
 
-async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Sinks failing without a delivery for longer than `stuck_after`, with for how long.
+pub fn stuck_sinks(stuck_after: Duration) -> Vec<(String, f64)> {
+    crate::telemetry::registry_gauges("sink_failing_seconds")
+        .into_iter()
+        .filter(|(_, secs)| *secs > stuck_after.as_secs_f64())
+        .collect()
+}
+
+fn ready(stuck_after: Duration) -> (u16, String) {
+    if !READY.load(Ordering::SeqCst) {
+        return (
+            503,
+            "not ready: the pipeline is starting or stopping\n".into(),
+        );
+    }
+    let stuck = stuck_sinks(stuck_after);
+    if stuck.is_empty() {
+        return (200, "ready\n".into());
+    }
+    let list: Vec<String> = stuck
+        .iter()
+        .map(|(sink, s)| format!("sink {sink} failing for {s:.0}s"))
+        .collect();
+    (503, format!("not ready: {}\n", list.join("; ")))
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    stuck_after: Duration,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = "text/plain; charset=utf-8";
     Ok(match (req.method().as_str(), req.uri().path()) {
         ("GET", "/health") => reply(200, text, "ok\n".into()),
-        ("GET", "/ready") if READY.load(Ordering::SeqCst) => reply(200, text, "ready\n".into()),
-        ("GET", "/ready") => reply(503, text, "not ready\n".into()),
+        ("GET", "/ready") => {
+            let (status, body) = ready(stuck_after);
+            reply(status, text, body)
+        }
         ("GET", "/metrics") => reply(200, "text/plain; version=0.0.4", telemetry::prometheus()),
         ("GET", _) => reply(404, text, "not found: /health, /ready, /metrics\n".into()),
         _ => reply(405, text, "GET only\n".into()),
@@ -42,7 +75,8 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 }
 
 /// Listen on `addr` (an error if it cannot: the process does not start without its API).
-pub async fn serve(addr: SocketAddr) -> Result<JoinHandle<()>, String> {
+pub async fn serve(api: &ApiConfig) -> Result<JoinHandle<()>, String> {
+    let (addr, stuck_after) = (api.address, api.stuck_after);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("api.address {addr}: cannot listen: {e}"))?;
@@ -55,7 +89,10 @@ pub async fn serve(addr: SocketAddr) -> Result<JoinHandle<()>, String> {
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, hyper::service::service_fn(handle))
+                    .serve_connection(
+                        io,
+                        hyper::service::service_fn(move |r| handle(r, stuck_after)),
+                    )
                     .await;
             });
         }

@@ -116,6 +116,7 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
         name.clone(),
         SourceSpec {
             line: None,
+            table: toml::Table::new(),
             config: SourceConfig::S3(Box::new(src)),
         },
     );

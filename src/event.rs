@@ -16,6 +16,8 @@ pub struct Origin {
     pub source: Arc<str>,
     /// A file path, or an `s3://bucket/key` URL.
     pub location: String,
+    /// The span of reading it, when traces are exported.
+    pub trace: crate::telemetry::otel::TraceContext,
 }
 
 /// CloudTrail's own event classification (`eventCategory`, with fallbacks for older records).
@@ -410,6 +412,7 @@ mod tests {
             origin: Arc::new(Origin {
                 source: "t".into(),
                 location: "x".into(),
+                trace: Default::default(),
             }),
         }
     }

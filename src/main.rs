@@ -11,12 +11,9 @@ use trailship::backfill;
 use trailship::config::{Config, ConfigError, DEFAULT_CONFIG};
 use trailship::sources::s3::progress;
 use trailship::telemetry::{self, LogFormat};
-use trailship::topology;
 
-/// Exit codes of `trailship run --once` (documented in the README).
-const EXIT_CONFIG: u8 = 1;
-const EXIT_UNDELIVERED: u8 = 3;
-const EXIT_BAD_INPUT: u8 = 4;
+use trailship::daemon::{self, EXIT_BAD_INPUT, EXIT_CONFIG, RunOptions};
+
 /// `trailship verify`: a digest or log file failed its check.
 const EXIT_INTEGRITY: u8 = 5;
 
@@ -44,6 +41,9 @@ enum Command {
         /// Process what is there now, wait until it is delivered and committed, then exit.
         #[arg(long)]
         once: bool,
+        /// Reload when the config file changes (as on SIGHUP).
+        #[arg(long)]
+        watch_config: bool,
     },
     /// Check a pipeline file without running it.
     Validate {
@@ -146,7 +146,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Run { config, once } => {
+        Command::Run {
+            config,
+            once,
+            watch_config,
+        } => {
             telemetry::init_logging(cli.log_format, "info");
             let cfg = match load(config.as_ref()) {
                 Ok(c) => c,
@@ -158,7 +162,12 @@ fn main() -> ExitCode {
             let Some(rt) = runtime() else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            rt.block_on(run(cfg, once))
+            let opts = RunOptions {
+                config_path: config,
+                once,
+                watch_config,
+            };
+            ExitCode::from(rt.block_on(daemon::run(cfg, opts)))
         }
         Command::Backfill {
             req,
@@ -184,112 +193,17 @@ fn main() -> ExitCode {
             };
             rt.block_on(async move {
                 let display = show.then(|| backfill::Display::start(progress::watch()));
-                let code = run(cfg, true).await;
+                let opts = RunOptions {
+                    config_path: None,
+                    once: true,
+                    watch_config: false,
+                };
+                let code = ExitCode::from(daemon::run(cfg, opts).await);
                 if let Some(d) = display {
                     d.finish();
                 }
                 code
             })
         }
-    }
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return "";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
-}
-
-async fn run(cfg: Config, once: bool) -> ExitCode {
-    let _api = match cfg.api {
-        Some(addr) => match trailship::api::serve(addr).await {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the HTTP API");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => None,
-    };
-    let mut running = match topology::start(&cfg, once) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the pipeline");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    trailship::api::set_ready(true);
-    let shutdown = running.shutdown.clone();
-    let hard_stop = running.hard_stop.clone();
-    let reports = {
-        let wait = running.wait();
-        tokio::pin!(wait);
-        tokio::select! {
-            r = &mut wait => r,
-            sig = shutdown_signal() => {
-                trailship::api::set_ready(false);
-                tracing::info!(signal = sig, timeout_s = cfg.shutdown_timeout.as_secs_f64(), "stopping: no new input; delivering what is in flight");
-                shutdown.cancel();
-                tokio::select! {
-                    r = tokio::time::timeout(cfg.shutdown_timeout, &mut wait) => match r {
-                        Ok(r) => r,
-                        Err(_) => {
-                            tracing::warn!("shutdown_timeout reached; what is not delivered stays uncommitted and is read again at the next start");
-                            hard_stop.cancel();
-                            wait.await
-                        }
-                    },
-                    sig = shutdown_signal() => {
-                        tracing::warn!(signal = sig, "second signal: stopping now; what is not delivered stays uncommitted and is read again at the next start");
-                        hard_stop.cancel();
-                        wait.await
-                    }
-                }
-            }
-        }
-    };
-    if trailship::sinks::start_failed() {
-        tracing::error!(
-            "a sink could not be started (see above); nothing it should have received was committed"
-        );
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    let counters = serde_json::to_string(&telemetry::snapshot()).unwrap_or_default();
-    let events: u64 = reports.iter().map(|(_, r)| r.events).sum();
-    let failed: u64 = reports
-        .iter()
-        .map(|(_, r)| r.units_failed + r.units_unresolved)
-        .sum();
-    let bad: u64 = reports.iter().map(|(_, r)| r.bad_inputs).sum();
-    for (name, r) in &reports {
-        if let Some(f) = &r.fatal {
-            tracing::error!(source = %name, error = %f, "source failed");
-        }
-    }
-    let fatal = reports.iter().any(|(_, r)| r.fatal.is_some());
-    let left = trailship::buffer::events_left_behind() + trailship::buffer::damaged_regions();
-    tracing::info!(events, units_not_delivered = failed, bad_inputs = bad, counters = %counters, "trailship stopped");
-    if !once {
-        return if fatal {
-            ExitCode::from(EXIT_UNDELIVERED)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
-    if failed > 0 || fatal || left > 0 {
-        ExitCode::from(EXIT_UNDELIVERED)
-    } else if bad > 0 {
-        ExitCode::from(EXIT_BAD_INPUT)
-    } else {
-        ExitCode::SUCCESS
     }
 }

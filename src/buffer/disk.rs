@@ -86,6 +86,20 @@ pub fn spawn(
     let dir = at.data_dir.join("buffers").join(&*at.sink);
     let (shared, ids) = open(&dir, &at.sink, max_size)?;
     let shared = Arc::new(shared);
+    let labels = [("sink", &*at.sink)];
+    crate::telemetry::gauge("buffer_max_bytes", &labels, max_size as f64);
+    let weak = Arc::downgrade(&shared);
+    crate::telemetry::gauge_fn(
+        "buffer_bytes",
+        &labels,
+        Box::new(move || {
+            Some(
+                weak.upgrade()?
+                    .used
+                    .load(std::sync::atomic::Ordering::Relaxed) as f64,
+            )
+        }),
+    );
     let store = CheckpointStore::at(dir.join("position.json"));
     let saved = reader::load_position(&store, &at.sink)?;
     // A new segment for this run, after everything on disk and the saved position.

@@ -6,14 +6,19 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::telemetry;
 use crate::transforms::Batch;
 
 pub fn spawn(
     mut rx: mpsc::Receiver<Batch>,
     max_events: usize,
+    sink: &str,
 ) -> (mpsc::Receiver<Batch>, JoinHandle<()>) {
     let (tx, out) = mpsc::channel::<Batch>(1);
+    let sink = sink.to_string();
     let task = tokio::spawn(async move {
+        let report =
+            |held: usize| telemetry::gauge("buffer_events", &[("sink", &sink)], held as f64);
         let mut queue: VecDeque<Batch> = VecDeque::new();
         let mut held = 0usize;
         let mut open = true;
@@ -23,6 +28,7 @@ pub fn spawn(
                     Some(b) => {
                         held += b.len();
                         queue.push_back(b);
+                        report(held);
                     }
                     None => open = false,
                 },
@@ -30,6 +36,7 @@ pub fn spawn(
                     (Ok(p), Some(b)) => {
                         held -= b.len();
                         p.send(b);
+                        report(held);
                     }
                     // The sink is gone: what is queued fails (its units are read again).
                     _ => break,
@@ -52,6 +59,7 @@ mod tests {
         let origin = Arc::new(Origin {
             source: "s".into(),
             location: "l".into(),
+            trace: Default::default(),
         });
         (0..n)
             .map(|_| {
@@ -70,7 +78,7 @@ mod tests {
     #[tokio::test]
     async fn holds_up_to_max_events_then_pushes_back() {
         let (tx, rx) = mpsc::channel(1);
-        let (mut out, task) = spawn(rx, 250);
+        let (mut out, task) = spawn(rx, 250, "memory-test");
         // Nobody reads `out`: one batch sits in its channel, 250 events in the queue, one batch
         // in the input channel; the next send waits.
         let mut sent = 0;

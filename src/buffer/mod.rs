@@ -102,7 +102,7 @@ pub fn attach(
         None => Ok((rx, Vec::new())),
         Some(BufferConfig::Memory { max_events }) => {
             // Not waited for: it ends when its input closes and its queue is handed over.
-            let (out, _task) = memory::spawn(rx, *max_events);
+            let (out, _task) = memory::spawn(rx, *max_events, &at.sink);
             Ok((out, Vec::new()))
         }
         Some(BufferConfig::Disk {

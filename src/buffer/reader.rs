@@ -427,6 +427,7 @@ impl Reader {
                             Arc::new(Origin {
                                 source: String::from_utf8_lossy(key.0).into(),
                                 location: String::from_utf8_lossy(key.1).into_owned(),
+                                trace: Default::default(),
                             })
                         })
                         .clone();

@@ -126,12 +126,15 @@ pub fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, FieldErr
 #[derive(Debug)]
 pub struct SourceSpec {
     pub line: Option<usize>,
+    /// The component's table as written (after interpolation): what a reload compares.
+    pub table: toml::Table,
     pub config: SourceConfig,
 }
 
 #[derive(Debug)]
 pub struct TransformSpec {
     pub line: Option<usize>,
+    pub table: toml::Table,
     pub inputs: Vec<String>,
     pub config: TransformConfig,
 }
@@ -139,6 +142,7 @@ pub struct TransformSpec {
 #[derive(Debug)]
 pub struct SinkSpec {
     pub line: Option<usize>,
+    pub table: toml::Table,
     pub inputs: Vec<String>,
     pub common: SinkCommon,
     pub config: SinkConfig,
@@ -147,8 +151,10 @@ pub struct SinkSpec {
 #[derive(Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
-    /// `[api] address`: where the HTTP API listens (none: no API).
-    pub api: Option<std::net::SocketAddr>,
+    /// `[api]`: where the HTTP API listens (none: no API).
+    pub api: Option<ApiConfig>,
+    /// `[opentelemetry]`: OTLP export of the metrics and traces (none: no export).
+    pub opentelemetry: Option<crate::telemetry::otel::OtelConfig>,
     pub shutdown_timeout: Duration,
     pub sources: BTreeMap<String, SourceSpec>,
     pub transforms: BTreeMap<String, TransformSpec>,
@@ -161,6 +167,8 @@ struct RawRoot {
     data_dir: Option<String>,
     #[serde(default)]
     api: Option<RawApi>,
+    #[serde(default)]
+    opentelemetry: Option<toml::Table>,
     #[serde(default, deserialize_with = "opt_duration")]
     shutdown_timeout: Option<Duration>,
     #[serde(default)]
@@ -179,15 +187,28 @@ fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 #[serde(deny_unknown_fields)]
 struct RawApi {
     address: Option<String>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    stuck_after: Option<Duration>,
 }
 
-/// The API's listening address: `[api]` alone means loopback, port 8686.
-fn api_address(raw: Option<RawApi>) -> Result<Option<std::net::SocketAddr>, String> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub address: std::net::SocketAddr,
+    /// `/ready` fails while a sink has been failing without a delivery for longer than this.
+    pub stuck_after: Duration,
+}
+
+/// The API's settings: `[api]` alone means loopback, port 8686.
+fn api_config(raw: Option<RawApi>) -> Result<Option<ApiConfig>, String> {
     let Some(api) = raw else { return Ok(None) };
     let text = api.address.unwrap_or_else(|| "127.0.0.1:8686".into());
-    text.parse().map(Some).map_err(|e| {
+    let address = text.parse().map_err(|e| {
         format!("api.address {text:?}: {e} (expected IP:PORT, e.g. \"127.0.0.1:8686\")")
-    })
+    })?;
+    Ok(Some(ApiConfig {
+        address,
+        stuck_after: api.stuck_after.unwrap_or(Duration::from_secs(300)),
+    }))
 }
 
 struct Loader<'a> {
@@ -310,7 +331,7 @@ impl Config {
             errors: Vec::new(),
         };
         let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "/var/lib/trailship".into()));
-        let api = match api_address(raw.api) {
+        let api = match api_config(raw.api) {
             Ok(a) => a,
             Err(m) => {
                 let line = locate::locate(text, &["api", "address"]).unwrap_or(1);
@@ -318,9 +339,21 @@ impl Config {
                 None
             }
         };
+        let opentelemetry = match raw
+            .opentelemetry
+            .map(crate::telemetry::otel::OtelConfig::parse)
+            .transpose()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                l.field_err(&["opentelemetry"], e);
+                None
+            }
+        };
         let mut cfg = Config {
             data_dir,
             api,
+            opentelemetry,
             shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(30)),
             sources: BTreeMap::new(),
             transforms: BTreeMap::new(),
@@ -328,10 +361,18 @@ impl Config {
         };
         for (name, mut table) in raw.sources {
             let line = locate::locate(text, &["sources", &name]);
+            let written = table.clone();
             if let Some((kind, _)) = l.header("sources", &name, &mut table, false) {
                 match SourceConfig::parse(&kind, table) {
                     Ok(config) => {
-                        cfg.sources.insert(name, SourceSpec { line, config });
+                        cfg.sources.insert(
+                            name,
+                            SourceSpec {
+                                line,
+                                table: written,
+                                config,
+                            },
+                        );
                     }
                     Err(e) => l.field_err(
                         &["sources", &name],
@@ -342,6 +383,7 @@ impl Config {
         }
         for (name, mut table) in raw.transforms {
             let line = locate::locate(text, &["transforms", &name]);
+            let written = table.clone();
             if let Some((kind, inputs)) = l.header("transforms", &name, &mut table, true) {
                 match TransformConfig::parse(&kind, table) {
                     Ok(config) => {
@@ -349,6 +391,7 @@ impl Config {
                             name,
                             TransformSpec {
                                 line,
+                                table: written,
                                 inputs,
                                 config,
                             },
@@ -360,6 +403,7 @@ impl Config {
         }
         for (name, mut table) in raw.sinks {
             let line = locate::locate(text, &["sinks", &name]);
+            let written = table.clone();
             if let Some((kind, inputs)) = l.header("sinks", &name, &mut table, true) {
                 let common = SinkCommon::take(&mut table, SinkConfig::defaults(&kind));
                 match (common, SinkConfig::parse(&kind, table)) {
@@ -368,6 +412,7 @@ impl Config {
                             name,
                             SinkSpec {
                                 line,
+                                table: written,
                                 inputs,
                                 common,
                                 config,

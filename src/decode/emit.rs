@@ -11,6 +11,7 @@ use super::{Item, ScanError, Scanner};
 use crate::ack::Mint;
 use crate::event::{Event, EventData, Origin, parse_header};
 use crate::telemetry;
+use crate::telemetry::otel::UnitSpan;
 use crate::topology::Fanout;
 
 /// Events per batch sent downstream.
@@ -21,6 +22,8 @@ const LOGGED: u32 = 3;
 pub struct Emitter {
     out: Fanout,
     origin: Arc<Origin>,
+    /// The trace span of reading this unit (ended by `finish`).
+    span: UnitSpan,
     batch: Vec<Event>,
     pub events: u64,
     skipped: BTreeMap<&'static str, u64>,
@@ -30,9 +33,15 @@ pub struct Emitter {
 impl Emitter {
     /// `location`: the file path or `s3://bucket/key` the records come from.
     pub fn new(source: Arc<str>, out: Fanout, location: String) -> Self {
+        let span = UnitSpan::start(&source, &location);
         Emitter {
             out,
-            origin: Arc::new(Origin { source, location }),
+            origin: Arc::new(Origin {
+                source,
+                location,
+                trace: span.context(),
+            }),
+            span,
             batch: Vec::with_capacity(BATCH),
             events: 0,
             skipped: BTreeMap::new(),
@@ -95,6 +104,7 @@ impl Emitter {
                 *n,
             );
         }
+        self.span.end(self.events, total);
         if total > u64::from(self.logged) {
             tracing::warn!(source = %self.origin.source, file = %self.origin.location, skipped = total, reasons = ?self.skipped, "records skipped in this input");
         }

@@ -253,6 +253,7 @@ fn scan(
     let origin = Arc::new(Origin {
         source: "lookup".into(),
         location: name.to_string(),
+        trace: Default::default(),
     });
     let mut scanner = Scanner::new(r, 0, decode::DEFAULT_MAX_RECORD_BYTES);
     loop {

@@ -220,6 +220,7 @@ mod tests {
             origin: Arc::new(Origin {
                 source: "l".into(),
                 location: "f".into(),
+                trace: Default::default(),
             }),
         }
     }

@@ -15,10 +15,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::adaptive::Adaptive;
+use super::health::SinkHealth;
 use super::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::config::{FieldError, from_table, units};
 use crate::event::Event;
 use crate::telemetry;
+use crate::telemetry::otel::DeliverSpan;
 use crate::transforms::Batch;
 
 /// Why sending failed.
@@ -257,6 +259,7 @@ pub async fn run<S: SinkService>(
             .zip(common.dead_letter_tx.clone()),
         limiter: common.rate_limit.as_ref().map(RateLimiter::new),
         adaptive: slots.adaptive(),
+        health: SinkHealth::new(name.clone()),
     });
     let launch = |inflight: &mut JoinSet<()>, permit: Slot, events| {
         let (c, s) = (ctx.clone(), svc.clone());
@@ -374,6 +377,7 @@ struct Ctx {
     dead_letter: Option<(String, mpsc::Sender<Batch>)>,
     limiter: Option<RateLimiter>,
     adaptive: Option<Arc<Adaptive>>,
+    health: Arc<SinkHealth>,
 }
 
 /// The event with its failure attached, for a dead-letter sink: the original record with a
@@ -462,8 +466,40 @@ async fn give_up(ctx: &Ctx, failed: Vec<(Event, String)>, attempts: usize, what:
     }
 }
 
+/// Count delivered events (and their bytes) and tell the sink's health.
+fn sent(ctx: &Ctx, events: &[Event]) {
+    if events.is_empty() {
+        return;
+    }
+    let labels = [("component", &*ctx.name)];
+    telemetry::add("events_sent_total", &labels, events.len() as u64);
+    telemetry::add(
+        "bytes_sent_total",
+        &labels,
+        events.iter().map(|e| e.data.raw.len() as u64).sum(),
+    );
+    ctx.health.delivered(events);
+}
+
 /// Deliver one batch: retry what is retryable, ack what was delivered, give up on the rest.
-async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
+async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, events: Vec<Event>) {
+    let n = events.len();
+    let span = DeliverSpan::start(&ctx.name, events.iter().map(|e| &e.data.origin.trace));
+    let start = Instant::now();
+    let (attempts, outcome) = attempt_delivery(ctx, svc, events).await;
+    ctx.health.delivery.observe(start.elapsed().as_secs_f64());
+    if attempts > 1 {
+        ctx.health.retry_done();
+    }
+    span.end(n, attempts, outcome);
+}
+
+/// Send until delivered or given up; returns the attempts made and the outcome.
+async fn attempt_delivery<S: SinkService>(
+    ctx: &Ctx,
+    svc: &S,
+    mut events: Vec<Event>,
+) -> (usize, &'static str) {
     let name: &str = &ctx.name;
     let retry = &ctx.retry;
     let start = Instant::now();
@@ -482,6 +518,7 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
         }
         let sent_at = Instant::now();
         let result = svc.send(&events).await;
+        ctx.health.request.observe(sent_at.elapsed().as_secs_f64());
         if let Some(a) = &ctx.adaptive {
             let overloaded = match &result {
                 Err(e) => matches!(e, SendError::Retryable { .. }),
@@ -493,13 +530,10 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
         }
         let (err, retry_after) = match result {
             Ok(errors) if errors.is_empty() => {
-                telemetry::add(
-                    "events_sent_total",
-                    &[("component", name)],
-                    events.len() as u64,
-                );
+                sent(ctx, &events);
+                telemetry::count("batches_sent_total", &[("component", name)]);
                 events.into_iter().for_each(Event::ack);
-                return;
+                return (attempt, "delivered");
             }
             Ok(errors) => {
                 // Split: delivered, permanently failed, to retry.
@@ -513,13 +547,10 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
                 let mut failed = Vec::new();
                 let mut first_err = None;
                 let mut after = None;
-                let mut sent = 0u64;
+                let mut delivered = Vec::new();
                 for (e, st) in events.into_iter().zip(status) {
                     match st {
-                        None => {
-                            sent += 1;
-                            e.ack();
-                        }
+                        None => delivered.push(e),
                         Some(SendError::Permanent(m)) => failed.push((e, m)),
                         Some(err @ SendError::Retryable { .. }) => {
                             if let SendError::Retryable {
@@ -534,17 +565,21 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
                         }
                     }
                 }
-                telemetry::add("events_sent_total", &[("component", name)], sent);
+                sent(ctx, &delivered);
+                delivered.into_iter().for_each(Event::ack);
+                let partial = !failed.is_empty();
                 give_up(ctx, failed, attempt, "event rejected permanently").await;
                 events = again;
                 match first_err {
-                    None => return,
+                    None if partial => return (attempt, "partly rejected"),
+                    None => return (attempt, "delivered"),
                     Some(e) => (e, after),
                 }
             }
             Err(SendError::Permanent(m)) => {
                 let failed = events.into_iter().map(|e| (e, m.clone())).collect();
-                return give_up(ctx, failed, attempt, "batch rejected permanently").await;
+                give_up(ctx, failed, attempt, "batch rejected permanently").await;
+                return (attempt, "rejected");
             }
             Err(e @ SendError::Retryable { .. }) => {
                 let after = match &e {
@@ -562,8 +597,13 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, mut events: Vec<Event>) {
         if out_of_attempts || out_of_time {
             let m = format!("giving up after {attempt} attempts: {}", err.message());
             let failed = events.into_iter().map(|e| (e, m.clone())).collect();
-            return give_up(ctx, failed, attempt, "giving up after retries").await;
+            give_up(ctx, failed, attempt, "giving up after retries").await;
+            return (attempt, "gave up");
         }
+        if attempt == 1 {
+            ctx.health.retrying();
+        }
+        ctx.health.failed();
         telemetry::count("sink_retries_total", &[("component", name)]);
         tracing::warn!(
             sink = name,
@@ -621,6 +661,7 @@ mod tests {
         let origin = Arc::new(Origin {
             source: "t".into(),
             location: "x".into(),
+            trace: Default::default(),
         });
         let v = (0..n)
             .map(|_| {

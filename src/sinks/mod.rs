@@ -10,6 +10,7 @@ pub mod elasticsearch;
 pub mod encoding;
 pub mod eventbridge;
 pub mod file;
+pub mod health;
 pub mod http;
 pub mod http_client;
 pub mod partition;

@@ -190,6 +190,7 @@ pub fn spawn(
             origin: Arc::new(Origin {
                 source: name.clone(),
                 location: "digest validation".into(),
+                trace: Default::default(),
             }),
             name,
             out,

@@ -1,69 +1,77 @@
 //! Building and running the pipeline graph: bounded channels between components (a slow sink
-//! slows its sources), fan-out with acknowledgement shares, orderly shutdown.
+//! slows its sources), fan-out with acknowledgement shares, orderly shutdown, and reloads that
+//! rebuild only what changed (`reload`).
+
+mod fanout;
+mod reload;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use self::fanout::Fanout;
+pub use self::reload::Changes;
 use crate::buffer;
 use crate::config::Config;
-use crate::config::graph::{Node, resolve};
-use crate::event::Event;
+use crate::config::graph::Node;
 use crate::sources::{SourceContext, SourceReport};
 use crate::transforms::{Batch, Transform};
 
 /// Batches (of up to a few hundred events) a channel holds before its sender waits.
 pub const CHANNEL_BATCHES: usize = 4;
 
-/// The consumers of one output. Each gets every event; extra copies add acknowledgement shares.
-#[derive(Clone, Default)]
-pub struct Fanout {
-    targets: Vec<mpsc::Sender<Batch>>,
+type Targets = std::sync::RwLock<Vec<mpsc::Sender<Batch>>>;
+
+/// A running source and its own stop signals (children of the pipeline's).
+struct SourceRun {
+    stop: CancellationToken,
+    hard: CancellationToken,
+    handle: JoinHandle<SourceReport>,
 }
 
-impl Fanout {
-    pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Self {
-        Fanout { targets }
-    }
+/// A running transform or sink: its input (held here so a reload can wire new senders to
+/// it), its tasks, and its own stop signals.
+struct ConsumerRun {
+    tx: Option<mpsc::Sender<Batch>>,
+    /// A sink's disk buffer tasks: awaited after the sources (they may still be replaying
+    /// into their sink, or saving their position).
+    buffer: Vec<JoinHandle<()>>,
+    task: Option<JoinHandle<()>>,
+    stop: CancellationToken,
+    hard: CancellationToken,
+}
 
-    fn split(&self, batch: Batch) -> Vec<(usize, Batch)> {
-        let n = self.targets.len();
-        if n == 0 {
-            // An output nobody consumes (an unused route): dropped by configuration.
-            batch.into_iter().for_each(Event::ack);
-            return Vec::new();
-        }
-        let mut out: Vec<(usize, Batch)> = (1..n).map(|i| (i, batch.clone())).collect();
-        out.push((0, batch));
-        out
-    }
-
-    /// Send to every consumer, waiting while a consumer is full. A consumer that is gone drops
-    /// the batch, which fails its units (they are read again later).
-    pub async fn send(&self, batch: Batch) {
-        for (i, b) in self.split(batch) {
-            let _ = self.targets[i].send(b).await;
+impl ConsumerRun {
+    fn idle(tx: mpsc::Sender<Batch>, parent: &Running) -> ConsumerRun {
+        ConsumerRun {
+            tx: Some(tx),
+            buffer: Vec::new(),
+            task: None,
+            stop: parent.shutdown.child_token(),
+            hard: parent.hard_stop.child_token(),
         }
     }
 
-    /// The same, from a blocking thread (file readers).
-    pub fn send_blocking(&self, batch: Batch) {
-        for (i, b) in self.split(batch) {
-            let _ = self.targets[i].blocking_send(b);
-        }
+    fn handles(self) -> (Vec<JoinHandle<()>>, Option<JoinHandle<()>>) {
+        (self.buffer, self.task)
     }
 }
 
 pub struct Running {
-    sources: Vec<(String, JoinHandle<SourceReport>)>,
-    /// Disk buffers' writers and readers: awaited after the sources (they may still be
-    /// replaying into their sinks, or saving their position).
-    buffers: Vec<JoinHandle<()>>,
-    others: Vec<JoinHandle<()>>,
+    cfg: Config,
+    once: bool,
+    outputs: BTreeMap<Node, Weak<Targets>>,
+    sources: BTreeMap<String, SourceRun>,
+    transforms: BTreeMap<String, ConsumerRun>,
+    sinks: BTreeMap<String, ConsumerRun>,
+    /// Tasks of components a reload removed, still finishing.
+    retired: Vec<JoinHandle<()>>,
+    /// Reports of sources a reload stopped.
+    retired_reports: Vec<(String, SourceReport)>,
     pub shutdown: CancellationToken,
     pub hard_stop: CancellationToken,
 }
@@ -97,146 +105,161 @@ async fn send_all(bufs: &mut [Batch], outs: &[Fanout]) {
 }
 
 /// Start every component of a checked config.
-pub fn start(cfg: &Config, once: bool) -> Result<Running, String> {
+pub async fn start(cfg: Config, once: bool) -> Result<Running, String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
-    let mut senders: BTreeMap<Node, Vec<(String, mpsc::Sender<Batch>)>> = BTreeMap::new();
-    let mut receivers: BTreeMap<String, mpsc::Receiver<Batch>> = BTreeMap::new();
-    let consumers = cfg
-        .transforms
-        .iter()
-        .map(|(n, t)| (n, &t.inputs))
-        .chain(cfg.sinks.iter().map(|(n, s)| (n, &s.inputs)));
-    // Each sink's own input, for the sinks that name it as their dead_letter.
-    let mut sink_inputs: BTreeMap<String, mpsc::Sender<Batch>> = BTreeMap::new();
-    for (name, inputs) in consumers {
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        receivers.insert(name.clone(), rx);
-        if cfg.sinks.contains_key(name) {
-            sink_inputs.insert(name.clone(), tx.clone());
-        }
-        for input in inputs {
-            let node = resolve(cfg, input)?;
-            let list = senders.entry(node).or_default();
-            // The same consumer named twice for one output still gets each event once.
-            if !list.iter().any(|(n, _)| n == name) {
-                list.push((name.clone(), tx.clone()));
-            }
+    let empty = Config {
+        data_dir: cfg.data_dir.clone(),
+        api: cfg.api.clone(),
+        opentelemetry: cfg.opentelemetry.clone(),
+        shutdown_timeout: cfg.shutdown_timeout,
+        sources: BTreeMap::new(),
+        transforms: BTreeMap::new(),
+        sinks: BTreeMap::new(),
+    };
+    let mut running = Running {
+        cfg: empty,
+        once,
+        outputs: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        transforms: BTreeMap::new(),
+        sinks: BTreeMap::new(),
+        retired: Vec::new(),
+        retired_reports: Vec::new(),
+        shutdown: CancellationToken::new(),
+        hard_stop: CancellationToken::new(),
+    };
+    let (_, errors) = running.apply(cfg).await?;
+    match errors.first() {
+        Some(e) => Err(e.clone()),
+        None => Ok(running),
+    }
+}
+
+impl Running {
+    /// The config running now.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Every source has finished (a `--once` run done, or sources that failed for good).
+    pub fn sources_finished(&self) -> bool {
+        self.sources.values().all(|s| s.handle.is_finished())
+    }
+
+    fn spawn_source(&mut self, name: &str, cfg: &Config, out: Fanout) -> Result<(), String> {
+        let Some(spec) = cfg.sources.get(name) else {
+            return Ok(());
+        };
+        let stop = self.shutdown.child_token();
+        let hard = self.hard_stop.child_token();
+        let ctx = SourceContext {
+            name: Arc::from(name),
+            out,
+            data_dir: cfg.data_dir.clone(),
+            once: self.once,
+            shutdown: stop.clone(),
+            hard_stop: hard.clone(),
+        };
+        let handle = spec
+            .config
+            .spawn(ctx)
+            .map_err(|e| format!("source {name}: {e}"))?;
+        self.sources
+            .insert(name.to_string(), SourceRun { stop, hard, handle });
+        Ok(())
+    }
+
+    fn spawn_transform(
+        &mut self,
+        name: &str,
+        built: Box<dyn Transform>,
+        rx: mpsc::Receiver<Batch>,
+        outs: Vec<Fanout>,
+    ) {
+        if let Some(run) = self.transforms.get_mut(name) {
+            run.task = Some(tokio::spawn(run_transform(built, rx, outs)));
         }
     }
-    let mut fanout = |node: Node| {
-        Fanout::new(
-            senders
-                .remove(&node)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, tx)| tx)
-                .collect(),
-        )
-    };
-    let shutdown = CancellationToken::new();
-    let hard_stop = CancellationToken::new();
-    let mut others = Vec::new();
-    let mut buffers = Vec::new();
-    for (name, s) in &cfg.sinks {
-        let rx = receivers
-            .remove(name)
-            .ok_or_else(|| format!("sink {name}: no input channel"))?;
+
+    /// Start a sink on `rx` (its buffer first). Its run entry exists already (with its input).
+    fn spawn_sink(
+        &mut self,
+        name: &str,
+        cfg: &Config,
+        rx: mpsc::Receiver<Batch>,
+    ) -> Result<(), String> {
+        let Some(s) = cfg.sinks.get(name) else {
+            return Ok(());
+        };
+        let dead_letter_tx = match &s.common.dead_letter {
+            Some(target) => Some(
+                self.sinks
+                    .get(target)
+                    .and_then(|r| r.tx.clone())
+                    .ok_or_else(|| format!("sink {name}: dead_letter `{target}` is no sink"))?,
+            ),
+            None => None,
+        };
+        let Some(run) = self.sinks.get_mut(name) else {
+            return Ok(());
+        };
         let (rx, tasks) = buffer::attach(
             s.common.buffer.as_ref(),
             rx,
             buffer::Attach {
-                sink: name.as_str().into(),
+                sink: name.into(),
                 data_dir: &cfg.data_dir,
                 chunk_events: s.common.batch.max_events,
-                once,
-                shutdown: shutdown.clone(),
-                hard_stop: hard_stop.clone(),
+                once: self.once,
+                shutdown: run.stop.clone(),
+                hard_stop: run.hard.clone(),
             },
         )?;
-        buffers.extend(tasks);
+        run.buffer = tasks;
         let mut common = s.common.clone();
-        common.stop_pipeline = Some(shutdown.clone());
-        if let Some(target) = &common.dead_letter {
-            common.dead_letter_tx = Some(
-                sink_inputs
-                    .get(target)
-                    .cloned()
-                    .ok_or_else(|| format!("sink {name}: dead_letter `{target}` is no sink"))?,
-            );
-        }
-        others.push(
+        common.stop_pipeline = Some(self.shutdown.clone());
+        common.dead_letter_tx = dead_letter_tx;
+        run.task = Some(
             s.config
-                .spawn(name.as_str().into(), rx, common)
+                .spawn(name.into(), rx, common)
                 .map_err(|e| format!("sink {name}: {}", e.message))?,
         );
+        Ok(())
     }
-    // Only the sinks that dead-letter into a sink hold its input now: it closes after them.
-    drop(sink_inputs);
-    for (name, t) in &cfg.transforms {
-        let rx = receivers
-            .remove(name)
-            .ok_or_else(|| format!("transform {name}: no input channel"))?;
-        let built = t
-            .config
-            .build(name, Some(&cfg.data_dir))
-            .map_err(|e| format!("transform {name}: {}", e.message))?;
-        let outs = t
-            .config
-            .outputs()
-            .into_iter()
-            .map(|o| fanout(Node::Transform(name.clone(), o)))
-            .collect();
-        others.push(tokio::spawn(run_transform(built, rx, outs)));
-    }
-    let mut sources = Vec::new();
-    for (name, s) in &cfg.sources {
-        let ctx = SourceContext {
-            name: Arc::from(name.as_str()),
-            out: fanout(Node::Source(name.clone())),
-            data_dir: cfg.data_dir.clone(),
-            once,
-            shutdown: shutdown.clone(),
-            hard_stop: hard_stop.clone(),
-        };
-        sources.push((
-            name.clone(),
-            s.config
-                .spawn(ctx)
-                .map_err(|e| format!("source {name}: {e}"))?,
-        ));
-    }
-    Ok(Running {
-        sources,
-        buffers,
-        others,
-        shutdown,
-        hard_stop,
-    })
-}
 
-impl Running {
     /// Wait for the sources to finish (all their units resolved, checkpoints saved), then for
     /// transforms and sinks to drain (briefly: a stuck sink cannot hold the process).
     pub async fn wait(&mut self) -> Vec<(String, SourceReport)> {
-        let mut reports = Vec::new();
-        for (name, h) in self.sources.drain(..) {
-            match h.await {
-                Ok(r) => reports.push((name, r)),
-                Err(e) => reports.push((
-                    name,
-                    SourceReport {
-                        fatal: Some(format!("source task failed: {e}")),
-                        ..Default::default()
-                    },
-                )),
-            }
+        let mut reports = std::mem::take(&mut self.retired_reports);
+        for (name, run) in std::mem::take(&mut self.sources) {
+            reports.push((name, report(run.handle.await)));
         }
-        futures_join(self.buffers.drain(..).collect()).await;
-        let rest = futures_join(self.others.drain(..).collect());
+        // Nothing new will be wired: let every channel end when its senders do.
+        self.outputs.clear();
+        let mut buffers = Vec::new();
+        let mut others = std::mem::take(&mut self.retired);
+        for (_, mut run) in std::mem::take(&mut self.transforms)
+            .into_iter()
+            .chain(std::mem::take(&mut self.sinks))
+        {
+            run.tx = None;
+            let (b, t) = run.handles();
+            buffers.extend(b);
+            others.extend(t);
+        }
+        futures_join(buffers).await;
+        let rest = futures_join(others);
         let _ = tokio::time::timeout(Duration::from_secs(5), rest).await;
         reports
     }
+}
+
+fn report(r: Result<SourceReport, tokio::task::JoinError>) -> SourceReport {
+    r.unwrap_or_else(|e| SourceReport {
+        fatal: Some(format!("source task failed: {e}")),
+        ..Default::default()
+    })
 }
 
 async fn futures_join(hs: Vec<JoinHandle<()>>) {

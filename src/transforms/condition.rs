@@ -195,6 +195,7 @@ pub(crate) mod tests {
             origin: Arc::new(Origin {
                 source: "t".into(),
                 location: "x".into(),
+                trace: Default::default(),
             }),
         }
     }

@@ -311,6 +311,7 @@ mod tests {
                 origin: Arc::new(Origin {
                     source: "s".into(),
                     location: "l".into(),
+                    trace: Default::default(),
                 }),
             },
             unit.token(),

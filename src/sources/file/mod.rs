@@ -271,6 +271,11 @@ impl Loop {
         for note in self.tracker.observe(&files, skip_existing) {
             tracing::info!(source = %self.name, "{note}");
         }
+        telemetry::gauge(
+            "files_tracked",
+            &[("component", &self.name)],
+            self.tracker.len() as f64,
+        );
     }
 
     fn reader_done(&mut self, job: &ReadJob, end: &ReadEnd) {

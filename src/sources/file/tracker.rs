@@ -166,6 +166,15 @@ impl Tracker {
 
     /// Apply a directory scan. `skip_existing` (start_at = end, first start): files already
     /// there are taken as read up to their current size.
+    /// Files tracked now.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     pub fn observe(&mut self, scan: &[(PathBuf, Stat)], skip_existing: bool) -> Vec<String> {
         let mut notes = Vec::new();
         for s in self.files.values_mut() {

@@ -11,6 +11,7 @@ pub mod message;
 pub mod notification;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -115,6 +116,8 @@ struct Shared {
     cfg: SqsSourceConfig,
     sqs: aws_sdk_sqs::Client,
     name: Arc<str>,
+    /// Messages received and not yet deleted or released (the in-flight gauge).
+    in_flight: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Shared {
@@ -151,7 +154,9 @@ impl Shared {
     ) {
         let me = self.clone();
         let vt = me.cfg.visibility_timeout;
+        let in_flight = InFlight::new(&me.in_flight);
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             // Renew at half the timeout, so a slow renewal still lands before the message reappears.
             let every = Duration::from_millis(u64::from(vt) * 500).max(Duration::from_millis(500));
             loop {
@@ -172,6 +177,22 @@ impl Shared {
                 }
             }
         });
+    }
+}
+
+/// One message counted in flight while this lives.
+struct InFlight(Arc<std::sync::atomic::AtomicI64>);
+
+impl InFlight {
+    fn new(n: &Arc<std::sync::atomic::AtomicI64>) -> InFlight {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -331,10 +352,18 @@ fn digest_checks(
 
 async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> SourceReport {
     let access = cfg.aws.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let weak = Arc::downgrade(&in_flight);
+    telemetry::gauge_fn(
+        "sqs_messages_in_flight",
+        &[("component", &ctx.name)],
+        Box::new(move || Some(weak.upgrade()?.load(Ordering::Relaxed) as f64)),
+    );
     let shared = Arc::new(Shared {
         sqs: access.sqs().await,
         cfg: cfg.clone(),
         name: ctx.name.clone(),
+        in_flight,
     });
     let s3 = access.s3().await;
     let (digests, integrity) = digest_checks(&cfg, &ctx, &s3);

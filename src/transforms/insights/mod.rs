@@ -89,6 +89,7 @@ impl InsightsConfig {
             origin: Arc::new(Origin {
                 source: name.into(),
                 location: "insights".into(),
+                trace: Default::default(),
             }),
             params: Params {
                 warm_up: minutes(self.warm_up),
