@@ -105,6 +105,17 @@ pub fn event_id(v: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// Distinct eventIDs in a file a sink may be writing now (its last line may be partial).
+pub fn ids_so_far(file: &Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read(file).unwrap_or_default();
+    let end = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&text[..end])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| event_id(&v))
+        .collect()
+}
+
 /// eventIDs of all NDJSON lines of the files under `dir` (or the file `dir`).
 pub fn output_ids(dir: &Path) -> Vec<String> {
     let files = if dir.is_file() {
@@ -419,4 +430,29 @@ pub fn counters(stderr: &[u8]) -> BTreeMap<String, u64> {
 
 pub fn toml_path(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "\\\\")
+}
+
+/// One HTTP/1.1 request; (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

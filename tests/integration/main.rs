@@ -19,6 +19,7 @@ mod http_sink;
 mod insights;
 mod lookup;
 mod normalize;
+mod reload;
 mod s3_sink;
 mod s3_source;
 mod splunk_hec;
