@@ -19,6 +19,7 @@ mod http_sink;
 mod insights;
 mod lookup;
 mod normalize;
+mod otel;
 mod packaging;
 mod reload;
 mod s3_sink;
