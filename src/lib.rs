@@ -16,6 +16,7 @@ pub mod sinks;
 pub mod sources;
 pub mod systemd;
 pub mod telemetry;
+pub mod top;
 pub mod topology;
 pub mod transforms;
 pub mod verify;

@@ -69,6 +69,9 @@ enum Command {
     /// Check CloudTrail log-file integrity (digest signatures, the digest chain, log file
     /// hashes), like `aws cloudtrail validate-logs`; exit 5 when anything fails.
     Verify(Box<trailship::verify::VerifyArgs>),
+    /// A live view of a running trailship (its [api]): events/s in and out per component,
+    /// errors, retries, buffer fill, source lag; works over a plain SSH session.
+    Top(trailship::top::TopArgs),
     /// Print the version.
     Version,
 }
@@ -119,6 +122,16 @@ fn main() -> ExitCode {
                         ExitCode::from(EXIT_INTEGRITY)
                     }
                 }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        Command::Top(args) => {
+            telemetry::init_logging(cli.log_format, "warn");
+            match trailship::top::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(EXIT_CONFIG)

@@ -131,6 +131,18 @@ pub const METRICS: &[Metric] = &[
     ),
     // Transforms
     m(
+        "transform_events_in_total",
+        C,
+        "component",
+        "Events a transform took in.",
+    ),
+    m(
+        "transform_events_out_total",
+        C,
+        "component",
+        "Events a transform passed on (summed over its outputs).",
+    ),
+    m(
         "dedup_dropped_total",
         C,
         "component",

@@ -19,6 +19,7 @@ use crate::buffer;
 use crate::config::Config;
 use crate::config::graph::Node;
 use crate::sources::{SourceContext, SourceReport};
+use crate::telemetry;
 use crate::transforms::{Batch, Transform};
 
 /// Batches (of up to a few hundred events) a channel holds before its sender waits.
@@ -77,18 +78,21 @@ pub struct Running {
 }
 
 async fn run_transform(
+    name: String,
     mut t: Box<dyn Transform>,
     mut rx: mpsc::Receiver<Batch>,
     outs: Vec<Fanout>,
 ) {
+    let labels = [("component", name.as_str())];
     let mut bufs: Vec<Batch> = vec![Vec::new(); outs.len()];
     while let Some(batch) = rx.recv().await {
+        telemetry::add("transform_events_in_total", &labels, batch.len() as u64);
         t.process(batch, &mut bufs);
-        send_all(&mut bufs, &outs).await;
+        send_all(&mut bufs, &outs, &labels).await;
     }
     loop {
         let again = t.finish(&mut bufs);
-        send_all(&mut bufs, &outs).await;
+        send_all(&mut bufs, &outs, &labels).await;
         if !again {
             break;
         }
@@ -96,9 +100,10 @@ async fn run_transform(
     }
 }
 
-async fn send_all(bufs: &mut [Batch], outs: &[Fanout]) {
+async fn send_all(bufs: &mut [Batch], outs: &[Fanout], labels: &[(&'static str, &str)]) {
     for (b, out) in bufs.iter_mut().zip(outs) {
         if !b.is_empty() {
+            telemetry::add("transform_events_out_total", labels, b.len() as u64);
             out.send(std::mem::take(b)).await;
         }
     }
@@ -178,7 +183,12 @@ impl Running {
         outs: Vec<Fanout>,
     ) {
         if let Some(run) = self.transforms.get_mut(name) {
-            run.task = Some(tokio::spawn(run_transform(built, rx, outs)));
+            run.task = Some(tokio::spawn(run_transform(
+                name.to_string(),
+                built,
+                rx,
+                outs,
+            )));
         }
     }
 

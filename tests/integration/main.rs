@@ -29,5 +29,6 @@ mod sqs;
 mod syslog;
 mod systemd;
 mod tail;
+mod top;
 mod validate;
 mod verify;
