@@ -143,6 +143,12 @@ pub const METRICS: &[Metric] = &[
         "Events a transform passed on (summed over its outputs).",
     ),
     m(
+        "events_dropped_total",
+        C,
+        "component",
+        "Events dropped on purpose: not passed on by a transform (filtered, deduplicated), or sent to an output nobody consumes. They count as delivered.",
+    ),
+    m(
         "dedup_dropped_total",
         C,
         "component",

@@ -9,7 +9,12 @@ use tokio::sync::mpsc;
 use crate::event::Event;
 use crate::transforms::Batch;
 
-type Targets = RwLock<Vec<mpsc::Sender<Batch>>>;
+/// The consumers, and the component whose output this is (for the dropped-events counter).
+#[derive(Default)]
+pub struct Targets {
+    component: String,
+    list: RwLock<Vec<mpsc::Sender<Batch>>>,
+}
 
 #[derive(Clone, Default)]
 pub struct Fanout {
@@ -17,9 +22,13 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Self {
+    /// The output of `component`, with no consumers yet.
+    pub fn named(component: &str) -> Self {
         Fanout {
-            targets: Arc::new(RwLock::new(targets)),
+            targets: Arc::new(Targets {
+                component: component.to_string(),
+                list: RwLock::new(Vec::new()),
+            }),
         }
     }
 
@@ -34,19 +43,24 @@ impl Fanout {
 
     /// Replace the consumers (a reload).
     pub(super) fn set(&self, targets: Vec<mpsc::Sender<Batch>>) {
-        if let Ok(mut t) = self.targets.write() {
+        if let Ok(mut t) = self.targets.list.write() {
             *t = targets;
         }
     }
 
     fn split(&self, batch: Batch) -> Vec<(mpsc::Sender<Batch>, Batch)> {
-        let targets = match self.targets.read() {
+        let targets = match self.targets.list.read() {
             Ok(t) => t.clone(),
             Err(_) => Vec::new(),
         };
         let n = targets.len();
         if n == 0 {
             // An output nobody consumes (an unused route): dropped by configuration.
+            crate::telemetry::add(
+                "events_dropped_total",
+                &[("component", &self.targets.component)],
+                batch.len() as u64,
+            );
             batch.into_iter().for_each(Event::ack);
             return Vec::new();
         }

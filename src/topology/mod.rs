@@ -25,7 +25,7 @@ use crate::transforms::{Batch, Transform};
 /// Batches (of up to a few hundred events) a channel holds before its sender waits.
 pub const CHANNEL_BATCHES: usize = 4;
 
-type Targets = std::sync::RwLock<Vec<mpsc::Sender<Batch>>>;
+use self::fanout::Targets;
 
 /// A running source and its own stop signals (children of the pipeline's).
 struct SourceRun {
@@ -86,8 +86,13 @@ async fn run_transform(
     let labels = [("component", name.as_str())];
     let mut bufs: Vec<Batch> = vec![Vec::new(); outs.len()];
     while let Some(batch) = rx.recv().await {
-        telemetry::add("transform_events_in_total", &labels, batch.len() as u64);
+        let n = batch.len();
+        telemetry::add("transform_events_in_total", &labels, n as u64);
         t.process(batch, &mut bufs);
+        let passed: usize = bufs.iter().map(Vec::len).sum();
+        if passed < n {
+            telemetry::add("events_dropped_total", &labels, (n - passed) as u64);
+        }
         send_all(&mut bufs, &outs, &labels).await;
     }
     loop {

@@ -249,7 +249,12 @@ impl Running {
                 .outputs
                 .get(&node)
                 .and_then(Fanout::upgrade)
-                .unwrap_or_default();
+                .unwrap_or_else(|| {
+                    Fanout::named(match &node {
+                        Node::Source(n) => n.as_str(),
+                        Node::Transform(n, _) => n.as_str(),
+                    })
+                });
             out.set(targets.remove(&node).unwrap_or_default());
             self.outputs.insert(node.clone(), out.downgrade());
             live.insert(node, out);

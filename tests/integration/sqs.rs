@@ -366,14 +366,34 @@ async fn visibility_is_extended_while_a_slow_sink_holds_the_events() {
             "batch.timeout",
             "retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"300ms\"\nbatch.timeout",
         );
-    std::fs::write(&cfg, text).unwrap();
+    let port = free_port();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[api]\naddress = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
     let log = d.path().join("daemon.log");
     let mut p = spawn(&cfg, &m, false, &log);
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // The three messages are held (received, not deleted) while the sink cannot write.
+    let metrics = http(port, "GET", "/metrics").unwrap().1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "trailship_sqs_messages_in_flight{component=\"queue\"} 3"),
+        "{metrics}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     std::fs::remove_file(&blocker).unwrap();
     let out = d.path().join("out/events.ndjson");
     wait_until(60, "all events", || {
         out.exists() && output_ids(&out).len() >= ids.len()
+    });
+    wait_until(30, "no message in flight once delivered", || {
+        http(port, "GET", "/metrics").is_some_and(|(_, m)| {
+            m.lines()
+                .any(|l| l == "trailship_sqs_messages_in_flight{component=\"queue\"} 0")
+        })
     });
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     signal(&p, libc::SIGTERM);

@@ -106,6 +106,13 @@ fn top_prints_a_row_per_component_with_rates() {
     });
     assert!(rated, "{out}");
     assert_eq!(sink[8], "no", "the sink is not failing: {sink:?}");
+    // The filter drops the read-only events on purpose, and says so.
+    let m = http(port, "GET", "/metrics").unwrap().1;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("trailship_events_dropped_total{component=\"writes\"} ")),
+        "{m}"
+    );
     assert_ne!(sink[7], "-", "the sink reports a lag: {sink:?}");
     stop(p);
 }
