@@ -270,7 +270,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
         }
     };
     if let Some(o) = otel {
-        o.shutdown();
+        // The SDK's shutdown blocks until the last export, which runs on this runtime.
+        let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
     }
     exit_code(&reports, opts.once)
 }

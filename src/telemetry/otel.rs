@@ -104,9 +104,10 @@ impl opentelemetry_http::HttpClient for Client {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
+        let url = request.uri().to_string();
         let req = reqwest::Request::try_from(request)?;
         let http = self.http.clone();
-        let (status, headers, body) = self
+        let sent = self
             .rt
             .spawn(async move {
                 let r = http.execute(req).await?;
@@ -115,7 +116,13 @@ impl opentelemetry_http::HttpClient for Client {
                 let body = r.bytes().await?;
                 Ok::<_, reqwest::Error>((status, headers, body))
             })
-            .await??;
+            .await?;
+        let (status, headers, body) = sent.inspect_err(|e| {
+            tracing::warn!(endpoint = %url, error = %e, "OpenTelemetry export failed; this export is dropped (the pipeline is not affected)");
+        })?;
+        if !status.is_success() {
+            tracing::warn!(endpoint = %url, status = status.as_u16(), "OpenTelemetry collector refused an export");
+        }
         let mut resp = http::Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;

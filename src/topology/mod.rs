@@ -152,8 +152,12 @@ impl Running {
         &self.cfg
     }
 
-    /// Every source has finished (a `--once` run done, or sources that failed for good).
+    /// Every source has finished (a `--once` run done, or sources that failed for good). A
+    /// daemon whose reload left it without sources keeps running, waiting for the next one.
     pub fn sources_finished(&self) -> bool {
+        if self.sources.is_empty() {
+            return self.once;
+        }
         self.sources.values().all(|s| s.handle.is_finished())
     }
 

@@ -105,8 +105,9 @@ pub fn event_id(v: &serde_json::Value) -> String {
         .to_string()
 }
 
-/// Distinct eventIDs in a file a sink may be writing now (its last line may be partial).
-pub fn ids_so_far(file: &Path) -> std::collections::BTreeSet<String> {
+/// eventIDs of the complete lines of a file a sink may be writing now, or that a killed
+/// process left (its last line may be partial).
+pub fn complete_ids(file: &Path) -> Vec<String> {
     let text = std::fs::read(file).unwrap_or_default();
     let end = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     String::from_utf8_lossy(&text[..end])
@@ -114,6 +115,11 @@ pub fn ids_so_far(file: &Path) -> std::collections::BTreeSet<String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| event_id(&v))
         .collect()
+}
+
+/// Distinct eventIDs in a file a sink may be writing now.
+pub fn ids_so_far(file: &Path) -> std::collections::BTreeSet<String> {
+    complete_ids(file).into_iter().collect()
 }
 
 /// eventIDs of all NDJSON lines of the files under `dir` (or the file `dir`).

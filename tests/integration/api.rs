@@ -30,7 +30,7 @@ fn health_ready_and_metrics() {
     });
     assert_eq!(http(port, "GET", "/health"), Some((200, "ok\n".into())));
     wait_until(60, "every event delivered", || {
-        output_ids(&d.path().join("out.ndjson")).len() >= records.len()
+        complete_ids(&d.path().join("out.ndjson")).len() >= records.len()
     });
     // The file source counts a file's events when it has finished it, which may be after the
     // sink delivered them: the counter is live, so wait for it.

@@ -354,7 +354,7 @@ buffer = {{ type = "disk", max_size = "8MiB", when_full = "drop_newest" }}
     // The archive gets every event while the SIEM is down and its buffer full.
     let t = Instant::now();
     wait_for(60, "the archive has every event", || {
-        let ids = output_ids(&archive);
+        let ids = ids_so_far(&archive);
         want.iter().all(|id| ids.contains(id))
     })
     .await;
@@ -444,11 +444,11 @@ buffer = {{ type = "disk", max_size = "256MiB" }}
         signal(&p, libc::SIGKILL);
         wait_exit(&mut p, 10);
         moments.push(ms);
-        after.push((output_ids(&archive).len(), got.lock().unwrap().len()));
+        after.push((complete_ids(&archive).len(), got.lock().unwrap().len()));
     }
     let mut p = spawn_daemon(&cfg, &d.path().join("last.log"));
     wait_for(120, "every event in both sinks", || {
-        let a: std::collections::HashSet<String> = output_ids(&archive).into_iter().collect();
+        let a = ids_so_far(&archive);
         let g = got.lock().unwrap();
         let s: std::collections::HashSet<&String> = g.iter().collect();
         want.iter().all(|id| a.contains(id) && s.contains(id))

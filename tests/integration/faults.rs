@@ -207,7 +207,7 @@ fn data_dir_full_commits_nothing_then_recovers_when_space_returns() {
     );
     let log = d.path().join("daemon.log");
     let checkpoint = data.join("checkpoints/trail.json");
-    let delivered = || output_ids(&out).len();
+    let delivered = || complete_ids(&out).len();
 
     // Disk full: everything is delivered, nothing can be committed.
     let mut p = spawn_daemon(&cfg, &log);

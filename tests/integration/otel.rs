@@ -244,3 +244,40 @@ fn a_bad_endpoint_is_a_config_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_collector_that_is_down_costs_a_warning_not_an_event() {
+    let d = tempfile::tempdir().unwrap();
+    let records = corpus::write_documents(&d.path().join("trail"), 2, 100, 78, usize::MAX);
+    let cfg = to_file_pipeline(
+        d.path(),
+        "trail",
+        &format!(
+            "type = \"file\"\ninclude = [\"{}/*\"]",
+            toml_path(&d.path().join("trail"))
+        ),
+        "",
+    );
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    // Nothing listens there.
+    let port = free_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}\n[opentelemetry]\nendpoint = \"http://127.0.0.1:{port}\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let o = run_once_ok(&cfg);
+    assert_same_ids(
+        &output_ids(&d.path().join("out.ndjson")),
+        &corpus::ids(&records),
+        "with the collector down",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("OpenTelemetry export failed")
+            && err.contains(&format!("127.0.0.1:{port}/v1/")),
+        "{err}"
+    );
+}

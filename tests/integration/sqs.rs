@@ -387,7 +387,7 @@ async fn visibility_is_extended_while_a_slow_sink_holds_the_events() {
     std::fs::remove_file(&blocker).unwrap();
     let out = d.path().join("out/events.ndjson");
     wait_until(60, "all events", || {
-        out.exists() && output_ids(&out).len() >= ids.len()
+        out.exists() && complete_ids(&out).len() >= ids.len()
     });
     wait_until(30, "no message in flight once delivered", || {
         http(port, "GET", "/metrics").is_some_and(|(_, m)| {
