@@ -48,6 +48,16 @@ fn rate(now: &Totals, before: &Totals, key: &(String, String), secs: f64) -> Opt
     Some(((n - b) / secs).max(0.0))
 }
 
+/// The largest source lag whose `label` is `name` (a source's over its sinks, or a sink's over
+/// its sources).
+fn max_lag(now: &[Sample], label: &str, name: &str) -> Option<f64> {
+    now.iter()
+        .filter(|s| s.name == "source_lag_seconds")
+        .filter(|s| s.labels.get(label).is_some_and(|v| v == name))
+        .map(|s| s.value)
+        .reduce(f64::max)
+}
+
 /// Rows for every component seen, sources first, then transforms, then sinks.
 pub fn rows(now: &[Sample], before: &[Sample], secs: f64) -> Vec<Row> {
     let secs = secs.max(0.001);
@@ -79,12 +89,7 @@ pub fn rows(now: &[Sample], before: &[Sample], secs: f64) -> Vec<Row> {
                     r.errors = get("bad_input_total").unwrap_or(0.0)
                         + get("sqs_receive_errors_total").unwrap_or(0.0);
                     r.retries = get("sqs_message_retries_total").unwrap_or(0.0);
-                    r.lag = now
-                        .iter()
-                        .filter(|s| s.name == "source_lag_seconds")
-                        .filter(|s| s.labels.get("component") == Some(&name))
-                        .map(|s| s.value)
-                        .reduce(f64::max);
+                    r.lag = max_lag(now, "component", &name);
                 }
                 "transform" => {
                     r.in_rate = rate(&t, &b, &key("transform_events_in_total", &name), secs);
@@ -96,12 +101,7 @@ pub fn rows(now: &[Sample], before: &[Sample], secs: f64) -> Vec<Row> {
                         + get("events_dead_lettered_total").unwrap_or(0.0);
                     r.retries = get("sink_retries_total").unwrap_or(0.0);
                     r.failing = get("sink_failing_seconds");
-                    r.lag = now
-                        .iter()
-                        .filter(|s| s.name == "source_lag_seconds")
-                        .filter(|s| s.labels.get("sink") == Some(&name))
-                        .map(|s| s.value)
-                        .reduce(f64::max);
+                    r.lag = max_lag(now, "sink", &name);
                     r.buffer = match (get("buffer_bytes"), get("buffer_max_bytes")) {
                         (Some(used), Some(max)) if max > 0.0 => Some(Buffer::Fill(used / max)),
                         _ => get("buffer_events").map(Buffer::Events),

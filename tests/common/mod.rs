@@ -359,6 +359,23 @@ pub fn to_file_pipeline(dir: &Path, name: &str, source_keys: &str, sink_keys: &s
     cfg
 }
 
+/// `to_file_pipeline` with a file source `trail` reading `dir/trail/*`, and `extra` (top-level
+/// tables such as `[api]`) appended.
+pub fn trail_pipeline(dir: &Path, extra: &str) -> PathBuf {
+    let cfg = to_file_pipeline(
+        dir,
+        "trail",
+        &format!(
+            "type = \"file\"\ninclude = [\"{}/*\"]",
+            toml_path(&dir.join("trail"))
+        ),
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n{extra}\n")).unwrap();
+    cfg
+}
+
 /// `trailship run --log-format json --config CFG` (a daemon), not started.
 pub fn daemon_cmd(cfg: &Path) -> Command {
     trailship(&[

@@ -9,21 +9,13 @@ fn health_ready_and_metrics() {
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 4, 250, 111, usize::MAX);
     let port = free_port();
-    let cfg = to_file_pipeline(
+    let cfg = trail_pipeline(
         d.path(),
-        "trail",
         &format!(
-            "type = \"file\"\ninclude = [\"{}/*\"]",
-            toml_path(&d.path().join("trail"))
+            "[api]
+address = \"127.0.0.1:{port}\""
         ),
-        "",
     );
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{text}\n[api]\naddress = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     wait_until(30, "the API answers /ready", || {
         http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)

@@ -61,24 +61,13 @@ async fn export(protocol: &str) {
     let server = Server::start(Arc::new(answer)).await;
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 4, 250, 77, usize::MAX);
-    let cfg = to_file_pipeline(
+    let cfg = trail_pipeline(
         d.path(),
-        "trail",
         &format!(
-            "type = \"file\"\ninclude = [\"{}/*\"]",
-            toml_path(&d.path().join("trail"))
-        ),
-        "",
-    );
-    let base = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "{base}\n[opentelemetry]\nendpoint = \"{}\"\nprotocol = \"{protocol}\"\ninterval = \"200ms\"\n",
+            "[opentelemetry]\nendpoint = \"{}\"\nprotocol = \"{protocol}\"\ninterval = \"200ms\"",
             server.url
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = once_cmd(&cfg);
     cmd.env("POD_NAME", "trailship-x1")
         .env("POD_NAMESPACE", "audit")
@@ -221,18 +210,10 @@ async fn metrics_and_traces_over_otlp_json() {
 #[test]
 fn a_bad_endpoint_is_a_config_error() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = to_file_pipeline(
+    let cfg = trail_pipeline(
         d.path(),
-        "trail",
-        "type = \"file\"\ninclude = [\"/none/*\"]",
-        "",
+        "[opentelemetry]\nendpoint = \"grpc://127.0.0.1:4317\"",
     );
-    let base = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{base}\n[opentelemetry]\nendpoint = \"grpc://127.0.0.1:4317\"\n"),
-    )
-    .unwrap();
     let o = run_with_timeout(
         trailship(&["validate", "--config", cfg.to_str().unwrap()]),
         30,
@@ -249,25 +230,14 @@ fn a_bad_endpoint_is_a_config_error() {
 fn a_collector_that_is_down_costs_a_warning_not_an_event() {
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 2, 100, 78, usize::MAX);
-    let cfg = to_file_pipeline(
-        d.path(),
-        "trail",
-        &format!(
-            "type = \"file\"\ninclude = [\"{}/*\"]",
-            toml_path(&d.path().join("trail"))
-        ),
-        "",
-    );
-    let base = std::fs::read_to_string(&cfg).unwrap();
     // Nothing listens there.
     let port = free_port();
-    std::fs::write(
-        &cfg,
-        format!(
-            "{base}\n[opentelemetry]\nendpoint = \"http://127.0.0.1:{port}\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
+    let cfg = trail_pipeline(
+        d.path(),
+        &format!(
+            "[opentelemetry]\nendpoint = \"http://127.0.0.1:{port}\"\ninterval = \"200ms\"\ntimeout = \"1s\""
         ),
-    )
-    .unwrap();
+    );
     let o = run_once_ok(&cfg);
     assert_same_ids(
         &output_ids(&d.path().join("out.ndjson")),
