@@ -25,6 +25,8 @@ pub struct Emitter {
     /// The trace span of reading this unit (ended by `finish`).
     span: UnitSpan,
     batch: Vec<Event>,
+    /// Bytes of the records batched (counted when the batch is sent).
+    batch_bytes: u64,
     pub events: u64,
     skipped: BTreeMap<&'static str, u64>,
     logged: u32,
@@ -43,6 +45,7 @@ impl Emitter {
             }),
             span,
             batch: Vec::with_capacity(BATCH),
+            batch_bytes: 0,
             events: 0,
             skipped: BTreeMap::new(),
             logged: 0,
@@ -57,6 +60,7 @@ impl Emitter {
         };
         match parse_header(&raw) {
             Ok(header) => {
+                self.batch_bytes += raw.len() as u64;
                 let data = EventData {
                     raw,
                     header,
@@ -88,6 +92,11 @@ impl Emitter {
     /// Send what is batched (from a blocking thread).
     pub fn flush(&mut self) {
         if !self.batch.is_empty() {
+            telemetry::add(
+                "bytes_received_total",
+                &[("component", &self.origin.source)],
+                std::mem::take(&mut self.batch_bytes),
+            );
             let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
             self.out.send_blocking(b);
         }

@@ -58,6 +58,12 @@ pub const METRICS: &[Metric] = &[
         "Events a source read (counted when its file, object or range is done).",
     ),
     m(
+        "bytes_received_total",
+        C,
+        "component",
+        "Bytes of the records a source read (uncompressed, as forwarded).",
+    ),
+    m(
         "files_read_total",
         C,
         "component",

@@ -50,6 +50,11 @@ address = \"127.0.0.1:{port}\""
         metrics.contains("trailship_events_sent_total{component=\"out\"}"),
         "{metrics}"
     );
+    let bytes_in = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trailship_bytes_received_total{component=\"trail\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(bytes_in.is_some_and(|b| b > 100_000), "{metrics}");
     assert_eq!(http(port, "GET", "/nope").map(|(s, _)| s), Some(404));
     assert_eq!(http(port, "POST", "/health").map(|(s, _)| s), Some(405));
     signal(&p, libc::SIGTERM);
