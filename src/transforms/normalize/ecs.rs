@@ -214,18 +214,12 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
         set(&mut o, "service.name", svc.into());
         set(&mut o, "service.entity.id", json!([svc]));
     }
-    let targets: Vec<&str> = r["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let targets: Vec<&str> = super::resource_entries(r)
         .filter_map(|x| s(&x["ARN"]))
         .collect();
     if !targets.is_empty() {
         set(&mut o, "target.entity.id", json!(targets));
-        let list: Vec<Value> = r["resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let list: Vec<Value> = super::resource_entries(r)
             .map(|x| {
                 let mut m = Map::new();
                 set(&mut m, "account_id", str_v(s(&x["accountId"])));

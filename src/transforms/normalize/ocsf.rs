@@ -262,10 +262,7 @@ fn src_endpoint(r: &Value) -> Value {
 }
 
 fn resources(r: &Value) -> Value {
-    let list: Vec<Value> = r["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let list: Vec<Value> = super::resource_entries(r)
         .map(|x| {
             let mut m = Map::new();
             put(&mut m, "uid", opt(s(&x["ARN"])));
