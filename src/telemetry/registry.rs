@@ -163,13 +163,14 @@ pub struct Values {
 /// Read everything (gauges whose owner is gone are forgotten).
 pub fn read() -> Values {
     with(|r| {
-        r.gauge_fns.retain(|_, f| f().is_some());
         let mut gauges: BTreeMap<Key, f64> = r.gauges.clone();
-        for (k, f) in &r.gauge_fns {
-            if let Some(v) = f() {
+        r.gauge_fns.retain(|k, f| match f() {
+            Some(v) => {
                 gauges.insert(k.clone(), v);
+                true
             }
-        }
+            None => false,
+        });
         Values {
             counters: r.counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             gauges: gauges.into_iter().collect(),

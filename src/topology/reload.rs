@@ -179,6 +179,7 @@ impl Running {
         }
         let limit = new.shutdown_timeout;
         let mut errors = Vec::new();
+        self.retired.retain(|h| !h.is_finished());
 
         // Old sources stop reading now; they finish their units while the rest is rewired.
         for name in sources.going() {
