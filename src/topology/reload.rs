@@ -24,6 +24,9 @@ use crate::config::Config;
 use crate::config::graph::{Node, resolve};
 use crate::transforms::{Batch, Transform};
 
+/// How long a component stopped hard may take to save its place before it is aborted.
+const HARD_GRACE: Duration = Duration::from_secs(2);
+
 /// What a reload did, by component name.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Changes {
@@ -115,10 +118,7 @@ async fn retire(
             "not finished within shutdown_timeout; stopping it: what it did not deliver is read again"
         );
         hard.iter().for_each(|h| h.cancel());
-        if tokio::time::timeout(Duration::from_secs(5), &mut all)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(HARD_GRACE, &mut all).await.is_err() {
             abort.iter().for_each(|a| a.abort());
         }
     }
@@ -335,7 +335,7 @@ impl Running {
                 Err(_) => {
                     tracing::warn!(source = %name, timeout_s = limit.as_secs_f64(), "not finished within shutdown_timeout; stopping it: what it did not deliver is read again");
                     hard.cancel();
-                    match tokio::time::timeout(Duration::from_secs(5), &mut handle).await {
+                    match tokio::time::timeout(HARD_GRACE, &mut handle).await {
                         Ok(r) => report(r),
                         Err(_) => {
                             abort.abort();
