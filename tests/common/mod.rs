@@ -479,3 +479,10 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Wait until the API on `port` answers /ready with 200.
+pub fn wait_ready(port: u16) {
+    wait_until(30, "the API answers /ready", || {
+        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
+    });
+}

@@ -17,9 +17,7 @@ address = \"127.0.0.1:{port}\""
         ),
     );
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
-    wait_until(30, "the API answers /ready", || {
-        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
-    });
+    wait_ready(port);
     assert_eq!(http(port, "GET", "/health"), Some((200, "ok\n".into())));
     wait_until(60, "every event delivered", || {
         complete_ids(&d.path().join("out.ndjson")).len() >= records.len()

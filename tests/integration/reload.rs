@@ -66,6 +66,17 @@ fn metric(port: u16, line: &str) -> bool {
     http(port, "GET", "/metrics").is_some_and(|(_, m)| m.lines().any(|l| l == line))
 }
 
+/// Wait until one reload ended with `outcome` (applied, rejected).
+fn wait_reloads(port: u16, outcome: &str, what: &str) {
+    let line = format!("trailship_config_reloads_total{{outcome=\"{outcome}\"}} 1");
+    wait_until(30, what, || metric(port, &line));
+}
+
+/// Wait until `file` holds `n` distinct events.
+fn wait_delivered(file: &Path, n: usize, what: &str) {
+    wait_until(90, what, || ids_so_far(file).len() >= n);
+}
+
 fn duplicates(ids: &[String]) -> usize {
     multiset(ids).values().map(|n| n - 1).sum()
 }
@@ -97,9 +108,7 @@ fn sighup_rebuilds_only_what_changed_and_loses_nothing() {
     std::fs::write(&cfg, &v1).unwrap();
     let log = d.join("daemon.log");
     let p = spawn_daemon(&cfg, &log);
-    wait_until(30, "ready", || {
-        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
-    });
+    wait_ready(port);
     let writer = write_slowly(&d.join("trail"));
     std::thread::sleep(Duration::from_millis(1200));
     // v2: archive and the source unchanged; slow changed (a faster limit); copy added.
@@ -116,27 +125,16 @@ fn sighup_rebuilds_only_what_changed_and_loses_nothing() {
     );
     std::fs::write(&cfg, &v2).unwrap();
     signal(&p, libc::SIGHUP);
-    wait_until(30, "the reload applied", || {
-        metric(
-            port,
-            "trailship_config_reloads_total{outcome=\"applied\"} 1",
-        )
-    });
+    wait_reloads(port, "applied", "the reload applied");
     // An invalid config: rejected, v2 keeps running.
     std::fs::write(&cfg, format!("{v2}\n[sinks.broken\n")).unwrap();
     signal(&p, libc::SIGHUP);
-    wait_until(30, "the broken config rejected", || {
-        metric(
-            port,
-            "trailship_config_reloads_total{outcome=\"rejected\"} 1",
-        )
-    });
+    wait_reloads(port, "rejected", "the broken config rejected");
     let want = writer.join().unwrap();
     let total = want.len();
     for sink in ["archive", "slow"] {
-        wait_until(90, &format!("{sink} has every event"), || {
-            ids_so_far(&d.join(format!("{sink}.ndjson"))).len() >= total
-        });
+        let file = d.join(format!("{sink}.ndjson"));
+        wait_delivered(&file, total, &format!("{sink} has every event"));
     }
     // The source was never restarted: each event read once.
     wait_until(30, "every event counted once by the source", || {
@@ -215,9 +213,7 @@ fn watch_config_restarts_a_changed_source_from_its_checkpoint() {
     .stderr(log)
     .spawn()
     .unwrap();
-    wait_until(30, "ready", || {
-        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
-    });
+    wait_ready(port);
     let writer = write_slowly(&d.join("trail"));
     std::thread::sleep(Duration::from_millis(1500));
     // The source's own table changes: it stops after delivering its files in flight, and its
@@ -226,16 +222,13 @@ fn watch_config_restarts_a_changed_source_from_its_checkpoint() {
         .replace("poll_interval = \"200ms\"", "poll_interval = \"300ms\"");
     std::fs::write(d.join("p.toml.new"), &v2).unwrap();
     std::fs::rename(d.join("p.toml.new"), &cfg).unwrap();
-    wait_until(30, "the edited config applied", || {
-        metric(
-            port,
-            "trailship_config_reloads_total{outcome=\"applied\"} 1",
-        )
-    });
+    wait_reloads(port, "applied", "the edited config applied");
     let want = writer.join().unwrap();
-    wait_until(90, "every event delivered", || {
-        ids_so_far(&d.join("archive.ndjson")).len() >= want.len()
-    });
+    wait_delivered(
+        &d.join("archive.ndjson"),
+        want.len(),
+        "every event delivered",
+    );
     std::thread::sleep(Duration::from_millis(500));
     let got = output_ids(&d.join("archive.ndjson"));
     eprintln!(
@@ -270,9 +263,7 @@ fn a_rebuilt_filter_and_a_removed_sink_lose_nothing_downstream() {
     );
     std::fs::write(&cfg, &v1).unwrap();
     let p = spawn_daemon(&cfg, &d.join("daemon.log"));
-    wait_until(30, "ready", || {
-        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
-    });
+    wait_ready(port);
     let writer = write_slowly(&d.join("trail"));
     std::thread::sleep(Duration::from_millis(1500));
     // The filter's table changes (the same events pass: every eventType), `extra` goes.
@@ -283,16 +274,13 @@ fn a_rebuilt_filter_and_a_removed_sink_lose_nothing_downstream() {
     );
     std::fs::write(&cfg, &v2).unwrap();
     signal(&p, libc::SIGHUP);
-    wait_until(30, "the reload applied", || {
-        metric(
-            port,
-            "trailship_config_reloads_total{outcome=\"applied\"} 1",
-        )
-    });
+    wait_reloads(port, "applied", "the reload applied");
     let want = writer.join().unwrap();
-    wait_until(90, "the archive has every event", || {
-        ids_so_far(&d.join("archive.ndjson")).len() >= want.len()
-    });
+    wait_delivered(
+        &d.join("archive.ndjson"),
+        want.len(),
+        "the archive has every event",
+    );
     std::thread::sleep(Duration::from_millis(800));
     stop(p);
     let archive = output_ids(&d.join("archive.ndjson"));

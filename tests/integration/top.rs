@@ -45,9 +45,7 @@ batch.timeout = "100ms"
     )
     .unwrap();
     let p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
-    wait_until(30, "ready", || {
-        http(port, "GET", "/ready").is_some_and(|(s, _)| s == 200)
-    });
+    wait_ready(port);
     let t = trail.clone();
     std::thread::spawn(move || {
         for f in 0..30 {
