@@ -480,31 +480,23 @@ async fn s3_and_sqs_sources_with_validate_digests_send_alerts() {
         let o = m.run_once(&cfg);
         (o, out)
     };
-    let (o, out) = tokio::task::block_in_place(|| {
-        run(
+    for (kind, source) in [
+        (
             "s3",
             format!("type = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"AWSLogs/\""),
-        )
-    });
-    let mut got = alerts_in(&out);
-    got.sort();
-    assert_eq!(
-        got,
-        vec!["LogFileMissing", "LogFileModified"],
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let (o, out) = tokio::task::block_in_place(|| {
-        run("sqs", format!("type = \"sqs\"\nqueue_url = \"{url}\""))
-    });
-    let mut got = alerts_in(&out);
-    got.sort();
-    assert_eq!(
-        got,
-        vec!["LogFileMissing", "LogFileModified"],
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+        ),
+        ("sqs", format!("type = \"sqs\"\nqueue_url = \"{url}\"")),
+    ] {
+        let (o, out) = tokio::task::block_in_place(|| run(kind, source));
+        let mut got = alerts_in(&out);
+        got.sort();
+        assert_eq!(
+            got,
+            vec!["LogFileMissing", "LogFileModified"],
+            "{kind}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // (The announcement of the deleted log file stays on the queue: its object is gone.)
 }
 
