@@ -9,9 +9,7 @@ pub mod prometheus;
 mod registry;
 
 pub use prometheus::prometheus;
-pub use registry::{
-    Histogram, add, count, gauge, gauge_fn, get, get_gauge, histogram, observe, snapshot,
-};
+pub use registry::{Histogram, add, count, gauge, gauge_fn, get, histogram, snapshot};
 
 /// Every series of one gauge: the label values joined by `/`, and the value.
 pub fn registry_gauges(name: &str) -> Vec<(String, f64)> {

@@ -119,11 +119,6 @@ pub fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> Histogr
     Histogram { data, otel }
 }
 
-/// Observe one value (for rare observations; hot paths keep a `Histogram`).
-pub fn observe(name: &'static str, labels: &[(&'static str, &str)], v: f64) {
-    histogram(name, labels).observe(v);
-}
-
 fn matches(l: &Labels, labels: &[(&str, &str)]) -> bool {
     l.len() == labels.len()
         && l.iter()
@@ -144,6 +139,7 @@ pub fn get(name: &str, labels: &[(&str, &str)]) -> u64 {
 }
 
 /// The current value of a gauge, set or read from its owner.
+#[cfg(test)]
 pub fn get_gauge(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     read()
         .gauges
