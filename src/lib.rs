@@ -1,22 +1,16 @@
 //! trailship: collects AWS CloudTrail events and ships them, at least once, to where they are
 //! analysed. See ARCHITECTURE.md for the map of this crate.
 
-pub mod ack;
-pub mod api;
 pub mod aws;
-pub mod backfill;
 pub mod buffer;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
-pub mod daemon;
+pub mod core;
 pub mod decode;
-pub mod event;
-pub mod lookup;
+pub mod integrity;
 pub mod sinks;
 pub mod sources;
-pub mod systemd;
 pub mod telemetry;
-pub mod top;
 pub mod topology;
 pub mod transforms;
-pub mod verify;

@@ -7,12 +7,13 @@ use clap::{Parser, Subcommand};
 
 use std::io::IsTerminal;
 
-use trailship::backfill;
-use trailship::config::{Config, ConfigError, DEFAULT_CONFIG};
+use trailship::cli::backfill;
+use trailship::config::ConfigError;
 use trailship::sources::s3::progress;
 use trailship::telemetry::{self, LogFormat};
+use trailship::topology::{Config, DEFAULT_CONFIG};
 
-use trailship::daemon::{self, EXIT_BAD_INPUT, EXIT_CONFIG, RunOptions};
+use trailship::cli::run::{self as daemon, EXIT_BAD_INPUT, EXIT_CONFIG, RunOptions};
 
 /// `trailship verify`: a digest or log file failed its check.
 const EXIT_INTEGRITY: u8 = 5;
@@ -65,13 +66,13 @@ enum Command {
     },
     /// Find events in a trail directory or an S3 prefix, like CloudTrail's LookupEvents
     /// (e.g. who deleted this bucket?), on every core.
-    Lookup(Box<trailship::lookup::LookupArgs>),
+    Lookup(Box<trailship::cli::lookup::LookupArgs>),
     /// Check CloudTrail log-file integrity (digest signatures, the digest chain, log file
     /// hashes), like `aws cloudtrail validate-logs`; exit 5 when anything fails.
-    Verify(Box<trailship::verify::VerifyArgs>),
+    Verify(Box<trailship::integrity::VerifyArgs>),
     /// A live view of a running trailship (its [api]): events/s in and out per component,
     /// errors, retries, buffer fill, source lag; works over a plain SSH session.
-    Top(trailship::top::TopArgs),
+    Top(trailship::cli::top::TopArgs),
     /// Print the version.
     Version,
 }
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Lookup(args) => {
             telemetry::init_logging(cli.log_format, "warn");
-            match trailship::lookup::run(*args, Box::new(std::io::stdout())) {
+            match trailship::cli::lookup::run(*args, Box::new(std::io::stdout())) {
                 Ok(o) if o.unreadable > 0 => ExitCode::from(EXIT_BAD_INPUT),
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -113,9 +114,9 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => {
             telemetry::init_logging(cli.log_format, "warn");
-            match trailship::verify::run(&args) {
+            match trailship::integrity::run(&args) {
                 Ok(r) => {
-                    trailship::verify::print(&r);
+                    trailship::cli::verify::print(&r);
                     if r.problems.is_empty() {
                         ExitCode::SUCCESS
                     } else {
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
         }
         Command::Top(args) => {
             telemetry::init_logging(cli.log_format, "warn");
-            match trailship::top::run(&args) {
+            match trailship::cli::top::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

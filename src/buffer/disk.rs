@@ -14,7 +14,7 @@ use super::reader::{self, Reader};
 use super::writer::Writer;
 use super::{Attach, WhenFull, segment};
 use crate::checkpoint::CheckpointStore;
-use crate::transforms::Batch;
+use crate::core::Batch;
 
 /// The writer's durable end: segments before `segment` are complete; `segment` is readable up
 /// to `len`. `closed`: the writer has stopped (its input closed).
@@ -114,7 +114,7 @@ pub fn spawn(
         len: 0,
         closed: false,
     });
-    let (out_tx, out_rx) = mpsc::channel(crate::topology::CHANNEL_BATCHES);
+    let (out_tx, out_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
     let reader = Reader::new(shared.clone(), store, saved, ids, frontier_rx, out_tx, at);
     let w = tokio::task::spawn_blocking(move || writer.run(rx, frontier_tx));
     let r = tokio::spawn(reader.run());

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::core::Batch;
 use crate::telemetry;
-use crate::transforms::Batch;
 
 pub fn spawn(
     mut rx: mpsc::Receiver<Batch>,
@@ -51,8 +51,8 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::AckToken;
-    use crate::event::{Event, EventData, Origin};
+    use crate::core::ack::AckToken;
+    use crate::core::event::{Event, EventData, Origin};
     use std::sync::Arc;
 
     fn batch(n: usize) -> Batch {

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FieldError, from_table, units};
-use crate::transforms::Batch;
+use crate::core::Batch;
 
 pub use reader::{damaged_regions, events_left_behind};
 

@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::disk::{Frontier, Shared};
 use super::segment::{self, Item};
-use crate::ack::{UnitDone, UnitHandle};
 use crate::checkpoint::CheckpointStore;
-use crate::event::{Event, EventData, Origin, parse_header};
+use crate::core::Batch;
+use crate::core::ack::{UnitDone, UnitHandle};
+use crate::core::event::{Event, EventData, Origin, parse_header};
 use crate::telemetry;
-use crate::transforms::Batch;
 
 /// Bytes read from a segment at once (a record larger than this is read whole).
 const WINDOW: usize = 1 << 20;

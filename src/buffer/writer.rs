@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::disk::{Frontier, Shared};
 use super::{WhenFull, segment};
-use crate::event::Event;
+use crate::core::Batch;
+use crate::core::event::Event;
 use crate::telemetry;
-use crate::transforms::Batch;
 
 /// Events one group commit takes at most.
 const GROUP_EVENTS: usize = 20_000;

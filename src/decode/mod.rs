@@ -1,7 +1,6 @@
 //! CloudTrail file formats, detected by content: gzip or plain; `{"Records":[...]}` documents,
 //! NDJSON record streams, concatenated documents; digest files are recognized and skipped.
 
-pub mod emit;
 pub mod scanner;
 
 use std::fs::File;

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::partition;
-use super::template::Template;
 use crate::aws::{AwsAccess, sink_error};
 use crate::config::{FieldError, units};
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::partition;
+use crate::sinks::util::template::Template;
 use crate::telemetry;
 
 /// PutLogEvents: events per call.

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::encoding;
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::encoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

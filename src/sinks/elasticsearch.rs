@@ -15,16 +15,16 @@ use aws_credential_types::provider::ProvideCredentials;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::encoding::{self, Compression};
-use super::http::HttpAuth;
-use super::http_client::{self, snippet};
-use super::secret::Secret;
-use super::template::Template;
-use super::transport::Transport;
 use crate::aws::{AssumeRole, AwsAccess};
 use crate::config::FieldError;
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::encoding::{self, Compression};
+use crate::sinks::util::http_client::HttpAuth;
+use crate::sinks::util::http_client::{self, snippet};
+use crate::sinks::util::secret::Secret;
+use crate::sinks::util::template::Template;
+use crate::sinks::util::transport::Transport;
 
 pub const DEFAULT_INDEX: &str = "cloudtrail-%Y.%m.%d";
 

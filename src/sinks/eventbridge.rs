@@ -13,10 +13,10 @@ use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
 use crate::aws::{AwsAccess, RETRYABLE_CODES, sink_error};
 use crate::config::{FieldError, units};
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
 use crate::telemetry;
 
 /// PutEvents: entries per call.

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::encoding::{self, Compression};
-use super::http_client;
-use super::secret::Secret;
-use super::transport::Transport;
 use crate::config::FieldError;
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::encoding::{self, Compression};
+use crate::sinks::util::http_client;
+use crate::sinks::util::secret::Secret;
+use crate::sinks::util::transport::Transport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -34,46 +34,7 @@ pub enum Method {
     Put,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
-pub enum HttpAuth {
-    Basic {
-        user: String,
-        password: Option<Secret>,
-        password_file: Option<String>,
-    },
-    Bearer {
-        token: Option<Secret>,
-        token_file: Option<String>,
-    },
-}
-
-impl HttpAuth {
-    /// The `Authorization` header value (secrets from files read here, at start-up).
-    pub fn header(&self) -> Result<Secret, String> {
-        use base64::Engine;
-        let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        match self {
-            HttpAuth::Basic {
-                user,
-                password,
-                password_file,
-            } => {
-                let p = Secret::resolve(password, password_file, "auth.password")?
-                    .ok_or("auth.password or auth.password_file is required")?;
-                Ok(Secret::new(format!(
-                    "Basic {}",
-                    encode(format!("{user}:{}", p.expose()).as_bytes())
-                )))
-            }
-            HttpAuth::Bearer { token, token_file } => {
-                let t = Secret::resolve(token, token_file, "auth.token")?
-                    .ok_or("auth.token or auth.token_file is required")?;
-                Ok(Secret::new(format!("Bearer {}", t.expose())))
-            }
-        }
-    }
-}
+pub use crate::sinks::util::http_client::HttpAuth;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,28 +2,16 @@
 //! concurrency, acknowledgement). Adding a sink: a file with its Config and `SinkService`, and
 //! a variant in `SinkConfig`.
 
-pub mod adaptive;
 pub mod cloudwatch_logs;
 pub mod console;
-pub mod driver;
 pub mod elasticsearch;
-pub mod encoding;
 pub mod eventbridge;
 pub mod file;
-pub mod health;
 pub mod http;
-pub mod http_client;
-pub mod partition;
-pub mod rate_limit;
-pub mod repair;
 pub mod s3;
-pub mod secret;
 pub mod splunk_hec;
 pub mod syslog;
-pub mod syslog_format;
-pub mod template;
-pub mod tls;
-pub mod transport;
+pub mod util;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +19,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use driver::SinkCommon;
+pub use util::driver::{self, SinkCommon};
 
-use self::transport::Transport;
+use self::util::transport::Transport;
 use crate::aws::AwsAccess;
 use crate::config::{FieldError, from_table};
-use crate::transforms::Batch;
+use crate::core::Batch;
 
 /// Set when a sink could not be started: the pipeline is stopped and the process exits with
 /// the config status (a pipeline must not run without one of its sinks).

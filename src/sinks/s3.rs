@@ -13,14 +13,14 @@ use aws_sdk_s3::types::{
 };
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::encoding::{self, Compression};
-use super::file::FileEncoding;
-use super::partition;
-use super::template::{Template, fill_uuid};
 use crate::aws::{AwsAccess, sdk_error_text, sink_error};
 use crate::config::{FieldError, units};
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::encoding::FileEncoding;
+use crate::sinks::util::encoding::{self, Compression};
+use crate::sinks::util::partition;
+use crate::sinks::util::template::{Template, fill_uuid};
 
 pub const DEFAULT_KEY: &str = "AWSLogs/{account_id}/CloudTrail/{region}/%Y/%m/%d/{account_id}_CloudTrail_{region}_%Y%m%dT%H%MZ_{uuid}.json.gz";
 

@@ -14,13 +14,13 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
-use super::driver::{ItemError, SendError, SinkService};
-use super::encoding::{self, Compression};
-use super::http_client::{self, snippet};
-use super::secret::Secret;
-use super::transport::Transport;
 use crate::config::{FieldError, units};
-use crate::event::Event;
+use crate::core::event::Event;
+use crate::sinks::util::driver::{ItemError, SendError, SinkService};
+use crate::sinks::util::encoding::{self, Compression};
+use crate::sinks::util::http_client::{self, snippet};
+use crate::sinks::util::secret::Secret;
+use crate::sinks::util::transport::Transport;
 
 fn d_sourcetype() -> String {
     "aws:cloudtrail".into()

@@ -358,9 +358,7 @@ pub fn recorder(name: &'static str, labels: &Labels) -> Option<Recorder> {
     })
 }
 
-/// Where a unit's span is, for the spans of the batches that deliver its events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TraceContext(Option<SpanContext>);
+pub use crate::core::trace::TraceContext;
 
 /// The span of reading one unit of work (ended when its events are all sent downstream).
 pub struct UnitSpan(Option<opentelemetry_sdk::trace::Span>);
@@ -379,7 +377,7 @@ impl UnitSpan {
     }
 
     pub fn context(&self) -> TraceContext {
-        TraceContext(self.0.as_ref().map(|s| s.span_context().clone()))
+        TraceContext::new(self.0.as_ref().map(|s| s.span_context().clone()))
     }
 
     pub fn end(&mut self, events: u64, skipped: u64) {
@@ -414,7 +412,7 @@ impl DeliverSpan {
         };
         let mut seen: Vec<&SpanContext> = Vec::new();
         for u in units {
-            if let Some(c) = &u.0
+            if let Some(c) = u.span()
                 && !seen.contains(&c)
             {
                 seen.push(c);

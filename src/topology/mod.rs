@@ -2,7 +2,8 @@
 //! slows its sources), fan-out with acknowledgement shares, orderly shutdown, and reloads that
 //! rebuild only what changed (`reload`).
 
-mod fanout;
+pub mod config;
+pub mod graph;
 mod reload;
 
 use std::collections::BTreeMap;
@@ -13,19 +14,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use self::fanout::Fanout;
+pub use self::config::{Config, DEFAULT_CONFIG, SinkSpec, SourceSpec, TransformSpec};
+use self::graph::Node;
 pub use self::reload::Changes;
 use crate::buffer;
-use crate::config::Config;
-use crate::config::graph::Node;
+use crate::core::Batch;
+pub use crate::core::Fanout;
 use crate::sources::{SourceContext, SourceReport};
 use crate::telemetry;
-use crate::transforms::{Batch, Transform};
+use crate::transforms::Transform;
 
-/// Batches (of up to a few hundred events) a channel holds before its sender waits.
-pub const CHANNEL_BATCHES: usize = 4;
+pub use crate::core::CHANNEL_BATCHES;
 
-use self::fanout::Targets;
+use crate::core::fanout::Targets;
 
 /// A running source and its own stop signals (children of the pipeline's).
 struct SourceRun {
@@ -224,7 +225,7 @@ impl Running {
             return Ok(());
         };
         let (rx, tasks) = buffer::attach(
-            s.common.buffer.as_ref(),
+            s.buffer.as_ref(),
             rx,
             buffer::Attach {
                 sink: name.into(),

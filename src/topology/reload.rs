@@ -20,9 +20,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{ConsumerRun, Fanout, Running, SourceRun, report};
-use crate::config::Config;
-use crate::config::graph::{Node, resolve};
-use crate::transforms::{Batch, Transform};
+use crate::core::Batch;
+use crate::topology::Config;
+use crate::topology::graph::{Node, resolve};
+use crate::transforms::Transform;
 
 /// How long a component stopped hard may take to save its place before it is aborted.
 const HARD_GRACE: Duration = Duration::from_secs(2);
@@ -251,10 +252,16 @@ impl Running {
                 .get(&node)
                 .and_then(Fanout::upgrade)
                 .unwrap_or_else(|| {
-                    Fanout::named(match &node {
-                        Node::Source(n) => n.as_str(),
-                        Node::Transform(n, _) => n.as_str(),
-                    })
+                    let component = match &node {
+                        Node::Source(n) | Node::Transform(n, _) => n.clone(),
+                    };
+                    Fanout::new(std::sync::Arc::new(move |n| {
+                        crate::telemetry::add(
+                            "events_dropped_total",
+                            &[("component", &component)],
+                            n,
+                        )
+                    }))
                 });
             out.set(targets.remove(&node).unwrap_or_default());
             self.outputs.insert(node.clone(), out.downgrade());

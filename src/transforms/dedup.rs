@@ -15,9 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::{Batch, Transform};
+use super::util::Transform;
 use crate::config::{FieldError, units};
-use crate::event::Event;
+use crate::core::Batch;
+use crate::core::event::Event;
 use crate::telemetry;
 
 const MAGIC: &[u8; 8] = b"TSdedup1";
@@ -299,8 +300,8 @@ impl Transform for Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::UnitHandle;
-    use crate::event::{EventData, Origin, parse_header};
+    use crate::core::ack::UnitHandle;
+    use crate::core::event::{EventData, Origin, parse_header};
 
     fn ev(id: &str, unit: &UnitHandle<u32>) -> Event {
         let raw = bytes::Bytes::from(format!(r#"{{"eventID":"{id}","eventName":"X"}}"#));

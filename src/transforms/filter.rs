@@ -3,9 +3,10 @@
 
 use serde::Deserialize;
 
-use super::condition::{Condition, ConditionConfig};
-use super::{Batch, Transform};
+use super::util::Transform;
+use super::util::condition::{Condition, ConditionConfig};
 use crate::config::{FieldError, from_table};
+use crate::core::Batch;
 
 #[derive(Debug, Clone)]
 pub struct FilterConfig {

@@ -1,27 +1,17 @@
 //! Transforms: synchronous steps between sources and sinks. Each has one or more outputs; an
 //! event it forwards to no output is acknowledged as deliberately dropped.
 
-pub mod condition;
 pub mod dedup;
 pub mod filter;
 pub mod insights;
 pub mod normalize;
 pub mod route;
+pub mod util;
 
 use crate::config::FieldError;
-use crate::event::Event;
 
-pub type Batch = Vec<Event>;
-
-pub trait Transform: Send + 'static {
-    /// Process a batch; `out[i]` collects what goes to output `i` (see `TransformConfig::outputs`).
-    fn process(&mut self, batch: Batch, out: &mut [Batch]);
-    /// Called after the last batch, again every 50 ms while it returns true (waiting for the
-    /// outcome of events it passed on, to save state); what it puts in `out` is sent on.
-    fn finish(&mut self, _out: &mut [Batch]) -> bool {
-        false
-    }
-}
+pub use crate::core::Batch;
+pub use util::Transform;
 
 #[derive(Debug, Clone)]
 pub enum TransformConfig {

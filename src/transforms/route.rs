@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::condition::{Condition, ConditionConfig};
-use super::{Batch, Transform};
+use super::util::Transform;
+use super::util::condition::{Condition, ConditionConfig};
 use crate::config::FieldError;
+use crate::core::Batch;
 
 pub const UNMATCHED: &str = "_unmatched";
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::common::corpus;
 use crate::common::moto::Moto;
 use crate::common::*;
-use trailship::verify::digest::sha256_hex;
+use trailship::integrity::digest::sha256_hex;
 
 const ACCOUNT: &str = "111122223333";
 const FP: &str = "0123456789abcdef0123456789abcdef";

@@ -19,11 +19,11 @@ use tokio::time::Instant;
 use self::discover::Matcher;
 use self::reader::{ReadEnd, ReadJob, ReaderEnv, UnitMeta};
 use self::tracker::{Note, Saved, Tracker};
-use super::{SourceContext, SourceReport};
-use crate::ack::UnitDone;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{FieldError, units};
-use crate::sources::integrity;
+use crate::core::ack::UnitDone;
+use crate::core::run::{SourceContext, SourceReport};
+use crate::sources::util::integrity;
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -137,7 +137,7 @@ pub fn spawn(
         let watches = matcher
             .roots()
             .iter()
-            .map(|r| crate::verify::Watch::new(r.clone(), keys.clone()))
+            .map(|r| crate::integrity::Watch::new(r.clone(), keys.clone()))
             .collect();
         Some(integrity::spawn(
             ctx.name.clone(),

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::discover::Stat;
-use crate::ack::{UnitDone, UnitHandle};
-use crate::decode::emit::Emitter;
+use crate::core::Fanout;
+use crate::core::ack::{UnitDone, UnitHandle};
 use crate::decode::{self, Compression, Item, ScanError, Scanner};
-use crate::topology::Fanout;
+use crate::sources::util::emit::Emitter;
 
 /// Bytes at the start of a file that identify it (with device and inode).
 pub const HEAD_LEN: u64 = 256;

@@ -9,7 +9,7 @@
 //! crash are read again (duplicates, never loss). The source ends when the listing is read:
 //! for objects still to come, use the `sqs` source.
 
-pub mod keys;
+use crate::aws::trail_keys as keys;
 pub mod progress;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -24,12 +24,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::progress::Progress;
-use super::object::{KeyFilter, ObjectError, ObjectReader};
-use super::{SourceContext, SourceReport};
-use crate::ack::{UnitDone, UnitHandle};
 use crate::aws::{AwsAccess, sdk_error_text};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{FieldError, units};
+use crate::core::ack::{UnitDone, UnitHandle};
+use crate::core::run::{SourceContext, SourceReport};
+use crate::sources::util::object::{KeyFilter, ObjectError, ObjectReader};
 use crate::telemetry;
 
 fn d_concurrency() -> usize {
@@ -71,7 +71,7 @@ pub struct S3SourceConfig {
     pub aws: AwsAccess,
     /// `validate_digests` and its keys (taken out of the table first).
     #[serde(skip)]
-    pub digests: crate::sources::integrity::DigestOptions,
+    pub digests: crate::sources::util::integrity::DigestOptions,
 }
 
 type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -231,7 +231,7 @@ async fn list(
                     if attempt < LIST_ATTEMPTS
                         && matches!(
                             crate::aws::sink_error("", &e),
-                            crate::sinks::driver::SendError::Retryable { .. }
+                            crate::core::send::SendError::Retryable { .. }
                         ) =>
                 {
                     tracing::warn!(bucket = %cfg.bucket, prefix = %cfg.prefix, attempt, error = %sdk_error_text(&e), "listing objects failed; retrying");
@@ -482,7 +482,7 @@ fn digest_checks(
     ctx: &SourceContext,
     s3: &aws_sdk_s3::Client,
 ) -> Option<JoinHandle<()>> {
-    use crate::sources::integrity;
+    use crate::sources::util::integrity;
     if !cfg.digests.validate_digests {
         return None;
     }
@@ -493,7 +493,7 @@ fn digest_checks(
             return None;
         }
     };
-    let watch = crate::verify::Watch::s3(
+    let watch = crate::integrity::Watch::s3(
         s3.clone(),
         cfg.bucket.clone(),
         cfg.prefix.clone(),

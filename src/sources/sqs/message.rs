@@ -2,8 +2,8 @@
 //! shared decoder, all its events in one unit that deletes the message when delivered.
 
 use super::notification::{self, Notice, ObjectRef};
-use crate::ack::UnitHandle;
-use crate::sources::object::{KeyFilter, ObjectError, ObjectReader};
+use crate::core::ack::UnitHandle;
+use crate::sources::util::object::{KeyFilter, ObjectError, ObjectReader};
 
 /// Identifies a message when its unit completes.
 #[derive(Debug)]

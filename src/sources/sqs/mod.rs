@@ -21,11 +21,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use self::message::{Context, MsgMeta, Outcome};
-use super::{SourceContext, SourceReport};
-use crate::ack::{UnitDone, UnitHandle};
 use crate::aws::{AwsAccess, sdk_error_text};
 use crate::config::{FieldError, units};
-use crate::sources::object::{KeyFilter, ObjectReader};
+use crate::core::ack::{UnitDone, UnitHandle};
+use crate::core::run::{SourceContext, SourceReport};
+use crate::sources::util::object::{KeyFilter, ObjectReader};
 use crate::telemetry;
 
 fn d_concurrency() -> usize {
@@ -54,7 +54,7 @@ pub struct SqsSourceConfig {
     /// `validate_digests` and its keys (taken out of the table first): the digests the queue
     /// announces are checked.
     #[serde(skip)]
-    pub digests: crate::sources::integrity::DigestOptions,
+    pub digests: crate::sources::util::integrity::DigestOptions,
     /// Receivers polling the queue at once (each handles one message at a time).
     #[serde(default = "d_concurrency")]
     pub concurrency: usize,
@@ -323,7 +323,7 @@ fn digest_checks(
     ctx: &SourceContext,
     s3: &aws_sdk_s3::Client,
 ) -> (Announce, Option<tokio::task::JoinHandle<()>>) {
-    use crate::sources::integrity;
+    use crate::sources::util::integrity;
     if !cfg.digests.validate_digests {
         return (None, None);
     }

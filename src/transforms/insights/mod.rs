@@ -14,10 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Batch, Transform};
-use crate::ack::AckToken;
+use super::util::Transform;
 use crate::config::{FieldError, units};
-use crate::event::{Event, EventData, Origin, parse_header};
+use crate::core::Batch;
+use crate::core::ack::AckToken;
+use crate::core::event::{Event, EventData, Origin, parse_header};
 use crate::telemetry;
 use detector::{Attr, Change, Minute, Params, Pending, Series};
 

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Batch, Transform};
-use crate::event::{Event, EventData, Field, Header};
+use super::util::Transform;
+use crate::core::Batch;
+use crate::core::event::{Event, EventData, Field, Header};
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,6 +83,7 @@ fn owned_header(d: &EventData) -> Header {
         user_type: own(&h.user_type),
         read_only: h.read_only,
         category: h.category,
+        unrecognised: h.unrecognised,
     }
 }
 

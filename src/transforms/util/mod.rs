@@ -1,0 +1,16 @@
+//! What the transforms share: the `Transform` interface they implement and header conditions
+//! (`condition`, used by filter and route). No transform imports another; they meet here.
+
+pub mod condition;
+
+use crate::core::Batch;
+
+pub trait Transform: Send + 'static {
+    /// Process a batch; `out[i]` collects what goes to output `i` (see `TransformConfig::outputs`).
+    fn process(&mut self, batch: Batch, out: &mut [Batch]);
+    /// Called after the last batch, again every 50 ms while it returns true (waiting for the
+    /// outcome of events it passed on, to save state); what it puts in `out` is sent on.
+    fn finish(&mut self, _out: &mut [Batch]) -> bool {
+        false
+    }
+}
