@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 
 use std::io::IsTerminal;
 
+use std::sync::Arc;
 use trailship::cli::backfill;
 use trailship::config::ConfigError;
-use trailship::sources::s3::progress;
+use trailship::core::run::Progress;
 use trailship::telemetry::{self, LogFormat};
 use trailship::topology::{Config, DEFAULT_CONFIG};
 
@@ -180,6 +181,7 @@ fn main() -> ExitCode {
                 config_path: config,
                 once,
                 watch_config,
+                progress: None,
             };
             ExitCode::from(rt.block_on(daemon::run(cfg, opts)))
         }
@@ -206,11 +208,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             };
             rt.block_on(async move {
-                let display = show.then(|| backfill::Display::start(progress::watch()));
+                let progress = show.then(|| Arc::new(Progress::default()));
+                let display = progress.clone().map(backfill::Display::start);
                 let opts = RunOptions {
                     config_path: None,
                     once: true,
                     watch_config: false,
+                    progress,
                 };
                 let code = ExitCode::from(daemon::run(cfg, opts).await);
                 if let Some(d) = display {

@@ -22,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{FieldError, from_table, units};
 use crate::core::Batch;
 
-pub use reader::{damaged_regions, events_left_behind};
-
 /// The smallest disk buffer: a few segments of the smallest size.
 pub const MIN_DISK_SIZE: u64 = 8 << 20;
 
@@ -89,6 +87,8 @@ pub struct Attach<'a> {
     pub once: bool,
     pub shutdown: CancellationToken,
     pub hard_stop: CancellationToken,
+    /// The pipeline's outcome: events left behind and damage are reported there.
+    pub outcome: Arc<crate::core::run::Outcome>,
 }
 
 /// Put the configured buffer between a sink's input and its driver. Returns the receiver the

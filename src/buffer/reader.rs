@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use crate::checkpoint::CheckpointStore;
 use crate::core::Batch;
 use crate::core::ack::{UnitDone, UnitHandle};
 use crate::core::event::{Event, EventData, Origin, parse_header};
+use crate::core::run::Outcome;
 use crate::telemetry;
 
 /// Bytes read from a segment at once (a record larger than this is read whole).
@@ -31,20 +32,6 @@ const WINDOW: usize = 1 << 20;
 const SAVE_EVERY: Duration = Duration::from_millis(50);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(300);
-
-static LEFT_BEHIND: AtomicU64 = AtomicU64::new(0);
-static DAMAGED: AtomicU64 = AtomicU64::new(0);
-
-/// Events a `--once` run left in disk buffers because their sink failed them (they are sent
-/// at the next start).
-pub fn events_left_behind() -> u64 {
-    LEFT_BEHIND.load(Ordering::SeqCst)
-}
-
-/// Damaged regions met in disk buffers by this process (their records are lost).
-pub fn damaged_regions() -> u64 {
-    DAMAGED.load(Ordering::SeqCst)
-}
 
 /// A place in the buffer: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -92,6 +79,8 @@ pub struct Reader {
     once: bool,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
+    /// Where left-behind events and damage are reported (the pipeline's outcome).
+    outcome: Arc<Outcome>,
     cursor: Pos,
     chunks: BTreeMap<u64, Chunk>,
     next_id: u64,
@@ -146,6 +135,7 @@ impl Reader {
             once: at.once,
             shutdown: at.shutdown,
             hard_stop: at.hard_stop,
+            outcome: at.outcome,
             cursor,
             chunks: BTreeMap::new(),
             next_id: 0,
@@ -232,7 +222,7 @@ impl Reader {
             .map(|c| c.events)
             .sum();
         if left > 0 {
-            LEFT_BEHIND.fetch_add(left as u64, Ordering::SeqCst);
+            self.outcome.left_behind(left as u64);
             tracing::warn!(sink = %self.shared.sink, events = left, "events the sink did not take stay in the disk buffer; they are sent at the next start");
         }
         self.advance(true);
@@ -459,7 +449,7 @@ impl Reader {
             "buffer_damaged_regions_total",
             &[("sink", &self.shared.sink)],
         );
-        DAMAGED.fetch_add(1, Ordering::SeqCst);
+        self.outcome.damaged_region();
     }
 }
 

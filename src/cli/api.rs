@@ -4,7 +4,7 @@
 //! Prometheus text format).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -13,14 +13,8 @@ use hyper::{Request, Response};
 use tokio::task::JoinHandle;
 
 use crate::config::ApiConfig;
+use crate::core::run::Health;
 use crate::telemetry;
-
-static READY: AtomicBool = AtomicBool::new(false);
-
-/// Whether `/ready` answers 200: set once the pipeline runs, cleared when it stops.
-pub fn set_ready(ready: bool) {
-    READY.store(ready, Ordering::SeqCst);
-}
 
 fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -31,22 +25,14 @@ fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>>
     r
 }
 
-/// Sinks failing without a delivery for longer than `stuck_after`, with for how long.
-pub fn stuck_sinks(stuck_after: Duration) -> Vec<(String, f64)> {
-    crate::telemetry::registry_gauges("sink_failing_seconds")
-        .into_iter()
-        .filter(|(_, secs)| *secs > stuck_after.as_secs_f64())
-        .collect()
-}
-
-fn ready(stuck_after: Duration) -> (u16, String) {
-    if !READY.load(Ordering::SeqCst) {
+fn ready(health: &Health, stuck_after: Duration) -> (u16, String) {
+    if !health.is_ready() {
         return (
             503,
             "not ready: the pipeline is starting or stopping\n".into(),
         );
     }
-    let stuck = stuck_sinks(stuck_after);
+    let stuck = health.stuck_sinks(stuck_after);
     if stuck.is_empty() {
         return (200, "ready\n".into());
     }
@@ -59,13 +45,14 @@ fn ready(stuck_after: Duration) -> (u16, String) {
 
 async fn handle(
     req: Request<hyper::body::Incoming>,
+    health: Arc<Health>,
     stuck_after: Duration,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = "text/plain; charset=utf-8";
     Ok(match (req.method().as_str(), req.uri().path()) {
         ("GET", "/health") => reply(200, text, "ok\n".into()),
         ("GET", "/ready") => {
-            let (status, body) = ready(stuck_after);
+            let (status, body) = ready(&health, stuck_after);
             reply(status, text, body)
         }
         ("GET", "/metrics") => reply(200, "text/plain; version=0.0.4", telemetry::prometheus()),
@@ -75,7 +62,7 @@ async fn handle(
 }
 
 /// Listen on `addr` (an error if it cannot: the process does not start without its API).
-pub async fn serve(api: &ApiConfig) -> Result<JoinHandle<()>, String> {
+pub async fn serve(api: &ApiConfig, health: Arc<Health>) -> Result<JoinHandle<()>, String> {
     let (addr, stuck_after) = (api.address, api.stuck_after);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -86,12 +73,13 @@ pub async fn serve(api: &ApiConfig) -> Result<JoinHandle<()>, String> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let health = health.clone();
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(
                         io,
-                        hyper::service::service_fn(move |r| handle(r, stuck_after)),
+                        hyper::service::service_fn(move |r| handle(r, health.clone(), stuck_after)),
                     )
                     .await;
             });

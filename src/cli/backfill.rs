@@ -13,9 +13,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aws::parse_url;
+use crate::core::run::Progress;
 use crate::sources::SourceConfig;
 use crate::sources::s3::S3SourceConfig;
-use crate::sources::s3::progress::Progress;
 use crate::topology::{Config, SourceSpec};
 
 /// What the command line says about the backfill.

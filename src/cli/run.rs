@@ -3,12 +3,14 @@
 //! config file under `--watch-config`) reloads it; systemd hears about each step.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::{api, systemd};
+use crate::core::run::{Health, Outcome, Progress};
 use crate::sources::SourceReport;
 use crate::telemetry;
 use crate::topology::Config;
@@ -24,6 +26,8 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     pub once: bool,
     pub watch_config: bool,
+    /// Counters for a progress display the caller draws (a backfill's bar).
+    pub progress: Option<Arc<Progress>>,
 }
 
 struct Signals {
@@ -144,8 +148,9 @@ async fn finish(
     let timeout = running.config().shutdown_timeout;
     let shutdown = running.shutdown.clone();
     let hard_stop = running.hard_stop.clone();
+    let health = running.health.clone();
     let stop = |sig: &str| {
-        api::set_ready(false);
+        health.set_ready(false);
         systemd::stopping();
         tracing::info!(
             signal = sig,
@@ -185,8 +190,9 @@ async fn finish(
 pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
     let mut signals = Signals::new();
     let mut hup = signal(SignalKind::hangup()).ok();
+    let health = Arc::new(Health::default());
     let _api = match &cfg.api {
-        Some(a) => match api::serve(a).await {
+        Some(a) => match api::serve(a, health.clone()).await {
             Ok(h) => Some(h),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the HTTP API");
@@ -217,14 +223,24 @@ pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
             None => tracing::warn!("--watch-config without --config: nothing to watch"),
         }
     }
-    let mut running = match topology::start(cfg, opts.once).await {
+    let mut running = match topology::start(
+        cfg,
+        opts.once,
+        topology::Handles {
+            health: health.clone(),
+            progress: opts.progress.clone(),
+        },
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the pipeline");
             return EXIT_CONFIG;
         }
     };
-    api::set_ready(true);
+    let outcome = running.outcome.clone();
+    health.set_ready(true);
     systemd::ready("running");
     let _watchdog = systemd::spawn_watchdog();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -274,11 +290,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
         // The SDK's shutdown blocks until the last export, which runs on this runtime.
         let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
     }
-    exit_code(&reports, opts.once)
+    exit_code(&reports, &outcome, opts.once)
 }
 
-fn exit_code(reports: &[(String, SourceReport)], once: bool) -> u8 {
-    if crate::sinks::start_failed() {
+fn exit_code(reports: &[(String, SourceReport)], outcome: &Outcome, once: bool) -> u8 {
+    if !outcome.sinks_not_started().is_empty() {
         tracing::error!(
             "a sink could not be started (see above); nothing it should have received was committed"
         );
@@ -297,7 +313,7 @@ fn exit_code(reports: &[(String, SourceReport)], once: bool) -> u8 {
         }
     }
     let fatal = reports.iter().any(|(_, r)| r.fatal.is_some());
-    let left = crate::buffer::events_left_behind() + crate::buffer::damaged_regions();
+    let left = outcome.events_left_behind() + outcome.damaged_regions();
     tracing::info!(events, units_not_delivered = failed, bad_inputs = bad, counters = %counters, "trailship stopped");
     if !once {
         return if fatal { EXIT_UNDELIVERED } else { 0 };

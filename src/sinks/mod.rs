@@ -19,29 +19,22 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use util::driver::{self, SinkCommon};
+pub use util::driver::{self, SinkCommon, SinkWiring};
 
 use self::util::transport::Transport;
 use crate::aws::AwsAccess;
 use crate::config::{FieldError, from_table};
 use crate::core::Batch;
 
-/// Set when a sink could not be started: the pipeline is stopped and the process exits with
-/// the config status (a pipeline must not run without one of its sinks).
-static START_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether a sink of this process could not be started.
-pub fn start_failed() -> bool {
-    START_FAILED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
 /// Start a sink whose service is built asynchronously (an AWS client from the credential
 /// chain), then run it on the shared driver. A sink that cannot be built says why and stops
-/// the whole pipeline (through `common.stop_pipeline`).
+/// the whole pipeline (through `wiring.stop_pipeline`), and the pipeline's outcome records it
+/// (a pipeline must not run without one of its sinks: the run ends with the config status).
 pub fn spawn_with<S, F>(
     name: Arc<str>,
     rx: mpsc::Receiver<Batch>,
     common: SinkCommon,
+    wiring: SinkWiring,
     build: F,
 ) -> JoinHandle<()>
 where
@@ -50,11 +43,13 @@ where
 {
     tokio::spawn(async move {
         match build.await {
-            Ok(sink) => driver::run(name, rx, Arc::new(sink), common).await,
+            Ok(sink) => driver::run(name, rx, Arc::new(sink), common, wiring).await,
             Err(e) => {
                 tracing::error!(sink = %name, error = %e.message, "cannot start the sink; stopping the pipeline");
-                START_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
-                if let Some(stop) = &common.stop_pipeline {
+                if let Some(o) = &wiring.outcome {
+                    o.sink_not_started(&name);
+                }
+                if let Some(stop) = &wiring.stop_pipeline {
                     stop.cancel();
                 }
             }
@@ -245,45 +240,48 @@ impl SinkConfig {
         name: Arc<str>,
         rx: mpsc::Receiver<Batch>,
         common: SinkCommon,
+        wiring: SinkWiring,
     ) -> Result<JoinHandle<()>, FieldError> {
         Ok(match self {
-            Self::File(c) => tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common)),
+            Self::File(c) => {
+                tokio::spawn(driver::run(name, rx, Arc::new(c.build()?), common, wiring))
+            }
             Self::S3(c) => {
                 let c = (**c).clone();
-                spawn_with(name, rx, common, async move {
+                spawn_with(name, rx, common, wiring, async move {
                     let client = c.aws.s3().await;
                     c.build(client)
                 })
             }
             Self::CloudWatchLogs(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move {
+                spawn_with(name, rx, common, wiring, async move {
                     let client = c.aws.cloudwatch_logs().await;
                     cloudwatch_logs::CloudWatchLogsSink::new(n, c, client)
                 })
             }
             Self::EventBridge(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move {
+                spawn_with(name, rx, common, wiring, async move {
                     let client = c.aws.eventbridge().await;
                     eventbridge::EventBridgeSink::new(n, c, client)
                 })
             }
             Self::Http(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move { c.build(&n) })
+                spawn_with(name, rx, common, wiring, async move { c.build(&n) })
             }
             Self::SplunkHec(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move { c.build(&n) })
+                spawn_with(name, rx, common, wiring, async move { c.build(&n) })
             }
             Self::Elasticsearch(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move { c.build(&n).await })
+                spawn_with(name, rx, common, wiring, async move { c.build(&n).await })
             }
             Self::Syslog(c) => {
                 let (c, n) = ((**c).clone(), name.clone());
-                spawn_with(name, rx, common, async move { c.build(&n) })
+                spawn_with(name, rx, common, wiring, async move { c.build(&n) })
             }
             Self::Console(c) => tokio::spawn(driver::run(
                 name,
@@ -292,6 +290,7 @@ impl SinkConfig {
                     encoding: c.encoding,
                 }),
                 common,
+                wiring,
             )),
         })
     }

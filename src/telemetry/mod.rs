@@ -11,19 +11,6 @@ mod registry;
 pub use prometheus::prometheus;
 pub use registry::{Histogram, add, count, gauge, gauge_fn, get, histogram, snapshot};
 
-/// Every series of one gauge: the label values joined by `/`, and the value.
-pub fn registry_gauges(name: &str) -> Vec<(String, f64)> {
-    registry::read()
-        .gauges
-        .into_iter()
-        .filter(|((n, _), _)| *n == name)
-        .map(|((_, l), v)| {
-            let labels: Vec<&str> = l.iter().map(|(_, v)| v.as_str()).collect();
-            (labels.join("/"), v)
-        })
-        .collect()
-}
-
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

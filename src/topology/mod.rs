@@ -20,6 +20,8 @@ pub use self::reload::Changes;
 use crate::buffer;
 use crate::core::Batch;
 pub use crate::core::Fanout;
+use crate::core::run::{Health, Outcome, Progress};
+use crate::sinks::SinkWiring;
 use crate::sources::{SourceContext, SourceReport};
 use crate::telemetry;
 use crate::transforms::Transform;
@@ -76,6 +78,21 @@ pub struct Running {
     retired_reports: Vec<(String, SourceReport)>,
     pub shutdown: CancellationToken,
     pub hard_stop: CancellationToken,
+    /// What sinks and buffers report back (sinks not started, events left behind, damage).
+    pub outcome: Arc<Outcome>,
+    /// What `/ready` reads (shared with the API).
+    pub health: Arc<Health>,
+    /// Counters for a progress display, handed to every source (a backfill's bar).
+    progress: Option<Arc<Progress>>,
+}
+
+/// What the CLI hands a pipeline it starts besides the config: shared handles, never globals.
+#[derive(Default)]
+pub struct Handles {
+    /// `/ready`'s view of the pipeline.
+    pub health: Arc<Health>,
+    /// Counters for a progress display (`trailship backfill` on a terminal).
+    pub progress: Option<Arc<Progress>>,
 }
 
 async fn run_transform(
@@ -116,7 +133,7 @@ async fn send_all(bufs: &mut [Batch], outs: &[Fanout], labels: &[(&'static str, 
 }
 
 /// Start every component of a checked config.
-pub async fn start(cfg: Config, once: bool) -> Result<Running, String> {
+pub async fn start(cfg: Config, once: bool, handles: Handles) -> Result<Running, String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
     let empty = Config {
@@ -139,6 +156,9 @@ pub async fn start(cfg: Config, once: bool) -> Result<Running, String> {
         retired_reports: Vec::new(),
         shutdown: CancellationToken::new(),
         hard_stop: CancellationToken::new(),
+        outcome: Arc::new(Outcome::default()),
+        health: handles.health,
+        progress: handles.progress,
     };
     let (_, errors) = running.apply(cfg).await?;
     match errors.first() {
@@ -175,6 +195,7 @@ impl Running {
             once: self.once,
             shutdown: stop.clone(),
             hard_stop: hard.clone(),
+            progress: self.progress.clone(),
         };
         let handle = spec
             .config
@@ -234,15 +255,19 @@ impl Running {
                 once: self.once,
                 shutdown: run.stop.clone(),
                 hard_stop: run.hard.clone(),
+                outcome: self.outcome.clone(),
             },
         )?;
         run.buffer = tasks;
-        let mut common = s.common.clone();
-        common.stop_pipeline = Some(self.shutdown.clone());
-        common.dead_letter_tx = dead_letter_tx;
+        let wiring = SinkWiring {
+            dead_letter_tx,
+            stop_pipeline: Some(self.shutdown.clone()),
+            outcome: Some(self.outcome.clone()),
+            health: Some(self.health.clone()),
+        };
         run.task = Some(
             s.config
-                .spawn(name.into(), rx, common)
+                .spawn(name.into(), rx, s.common.clone(), wiring)
                 .map_err(|e| format!("sink {name}: {}", e.message))?,
         );
         Ok(())

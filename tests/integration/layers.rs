@@ -597,3 +597,71 @@ fn the_layer_check_catches_planted_imports() {
         Some(vec!["cli".into(), "topology".into(), "cli".into()])
     );
 }
+
+/// Process-global statics allowed, with why; no other static may exist (an outcome flows back
+/// through the topology as a value: `core::run::{Outcome, Health, Progress}`).
+const STATICS: &[(&str, &str, &str)] = &[
+    (
+        "telemetry/registry.rs",
+        "REGISTRY",
+        "the metrics registry (the one allowed global)",
+    ),
+    (
+        "telemetry/otel.rs",
+        "METER",
+        "the OTel SDK's meter, set once at start-up",
+    ),
+    (
+        "telemetry/otel.rs",
+        "TRACER",
+        "the OTel SDK's tracer, set once at start-up",
+    ),
+    (
+        "telemetry/otel.rs",
+        "HISTOGRAMS",
+        "OTel instruments by metric name",
+    ),
+    (
+        "cli/lookup/output.rs",
+        "BAR",
+        "the terminal's progress line",
+    ),
+    (
+        "sources/file/tracker.rs",
+        "NEXT",
+        "generations unique per process (identity, not an outcome)",
+    ),
+];
+
+#[test]
+fn no_process_global_static_carries_an_outcome() {
+    let src = src_dir();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .into_owned();
+        let code = code_only(&std::fs::read_to_string(&f).expect("source readable"));
+        for (n, line) in code.lines().enumerate() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(i) = words.iter().position(|w| *w == "static")
+                && let Some(name) = words.get(i + 1).map(|w| w.trim_end_matches(':'))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+                && !STATICS.iter().any(|(p, s, _)| *p == rel && *s == name)
+            {
+                found.push(format!("src/{rel}:{}: static {name}", n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "process-global statics not in the allowed list (make them values the topology hands out):\n{}",
+        found.join("\n")
+    );
+}

@@ -61,13 +61,23 @@ pub struct SinkCommon {
     pub concurrency: usize,
     /// The sink that receives this sink's permanently failed events (`dead_letter = "NAME"`).
     pub dead_letter: Option<String>,
-    /// Its input, filled in when the pipeline starts.
-    pub dead_letter_tx: Option<mpsc::Sender<Batch>>,
     pub rate_limit: Option<RateLimitConfig>,
     /// `concurrency = "adaptive"`: AIMD up to this many batches in flight.
     pub adaptive_max: Option<usize>,
-    /// Cancelled when this sink cannot start: the pipeline stops (set by the topology).
+}
+
+/// What the topology hands a sink when it starts: runtime wiring, apart from the config the
+/// user wrote (`SinkCommon`).
+#[derive(Clone, Default)]
+pub struct SinkWiring {
+    /// The dead-letter sink's input, when `dead_letter` names one.
+    pub dead_letter_tx: Option<mpsc::Sender<Batch>>,
+    /// Cancelled when this sink cannot start: the pipeline stops.
     pub stop_pipeline: Option<tokio_util::sync::CancellationToken>,
+    /// Where a sink that cannot start says so (the pipeline's outcome).
+    pub outcome: Option<Arc<crate::core::run::Outcome>>,
+    /// Where `/ready` reads the sink's failing clock.
+    pub health: Option<Arc<crate::core::run::Health>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -195,10 +205,8 @@ impl Default for SinkCommon {
             },
             concurrency: 1,
             dead_letter: None,
-            dead_letter_tx: None,
             rate_limit: None,
             adaptive_max: None,
-            stop_pipeline: None,
         }
     }
 }
@@ -209,6 +217,7 @@ pub async fn run<S: SinkService>(
     mut rx: mpsc::Receiver<Batch>,
     svc: Arc<S>,
     common: SinkCommon,
+    wiring: SinkWiring,
 ) {
     let slots = Slots::new(&common);
     let mut inflight: JoinSet<()> = JoinSet::new();
@@ -218,13 +227,18 @@ pub async fn run<S: SinkService>(
     let ctx = Arc::new(Ctx {
         name: name.clone(),
         retry: common.retry.clone(),
-        dead_letter: common
-            .dead_letter
-            .clone()
-            .zip(common.dead_letter_tx.clone()),
+        dead_letter: common.dead_letter.clone().zip(wiring.dead_letter_tx),
         limiter: common.rate_limit.as_ref().map(RateLimiter::new),
         adaptive: slots.adaptive(),
-        health: SinkHealth::new(name.clone()),
+        health: {
+            let h = SinkHealth::new(name.clone());
+            if let Some(board) = &wiring.health {
+                let clock: std::sync::Weak<dyn crate::core::run::FailingClock> =
+                    Arc::downgrade(&h) as _;
+                board.watch_sink(&name, clock);
+            }
+            h
+        },
     });
     let launch = |inflight: &mut JoinSet<()>, permit: Slot, events| {
         let (c, s) = (ctx.clone(), svc.clone());
@@ -665,7 +679,14 @@ mod tests {
         let (evs, mut done) = events(25);
         tx.send(evs).await.unwrap();
         drop(tx);
-        run("t".into(), rx, svc.clone(), common(10)).await;
+        run(
+            "t".into(),
+            rx,
+            svc.clone(),
+            common(10),
+            SinkWiring::default(),
+        )
+        .await;
         assert!(done.recv().await.unwrap().delivered);
         let seen = svc.seen.lock().unwrap().clone();
         // 3 failed attempts of the first batch, then 10, 10, 5
@@ -684,7 +705,7 @@ mod tests {
         let (evs, mut done) = events(3);
         tx.send(evs).await.unwrap();
         drop(tx);
-        run("t".into(), rx, svc, common(10)).await;
+        run("t".into(), rx, svc, common(10), SinkWiring::default()).await;
         assert!(!done.recv().await.unwrap().delivered);
 
         let svc = Arc::new(Flaky {
@@ -699,7 +720,7 @@ mod tests {
         let (evs, mut done) = events(3);
         tx.send(evs).await.unwrap();
         drop(tx);
-        run("t".into(), rx, svc.clone(), c).await;
+        run("t".into(), rx, svc.clone(), c, SinkWiring::default()).await;
         assert!(!done.recv().await.unwrap().delivered);
         assert_eq!(svc.calls.load(Ordering::SeqCst), 3);
     }

@@ -3,6 +3,8 @@
 //! source lag gauge).
 
 use std::collections::BTreeMap;
+
+use crate::core::run::FailingClock;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -40,15 +42,7 @@ impl SinkHealth {
         telemetry::gauge_fn(
             "sink_failing_seconds",
             &labels,
-            Box::new(move || {
-                let h = weak.upgrade()?;
-                let since = h.failing_since.load(Ordering::Relaxed);
-                Some(if since == 0 {
-                    0.0
-                } else {
-                    (now_millis() - since).max(0) as f64 / 1000.0
-                })
-            }),
+            Box::new(move || Some(weak.upgrade()?.failing_seconds())),
         );
         h
     }
@@ -116,5 +110,16 @@ impl SinkHealth {
             }),
         );
         c
+    }
+}
+
+impl FailingClock for SinkHealth {
+    fn failing_seconds(&self) -> f64 {
+        let since = self.failing_since.load(Ordering::Relaxed);
+        if since == 0 {
+            0.0
+        } else {
+            (now_millis() - since).max(0) as f64 / 1000.0
+        }
     }
 }

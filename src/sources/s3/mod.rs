@@ -10,7 +10,6 @@
 //! for objects still to come, use the `sqs` source.
 
 use crate::aws::trail_keys as keys;
-pub mod progress;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -23,11 +22,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::progress::Progress;
 use crate::aws::{AwsAccess, sdk_error_text};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{FieldError, units};
 use crate::core::ack::{UnitDone, UnitHandle};
+use crate::core::run::Progress;
 use crate::core::run::{SourceContext, SourceReport};
 use crate::sources::util::object::{KeyFilter, ObjectError, ObjectReader};
 use crate::telemetry;
@@ -525,7 +524,7 @@ async fn run(
     let store = Arc::new(store);
     let s3 = cfg.aws.s3().await;
     let integrity = digest_checks(&cfg, &ctx, &s3);
-    let progress = progress::watched();
+    let progress = ctx.progress.clone();
     let mut reader = Some(Arc::new(ObjectReader {
         source: ctx.name.clone(),
         out: ctx.out.clone(),
