@@ -30,10 +30,13 @@ pub struct AwsAccess {
 impl AwsAccess {
     /// Take `region`, `endpoint` and `assume_role` out of a component's table (serde cannot
     /// flatten them into configs that refuse unknown keys).
+    /// The keys every AWS component takes out of its table.
+    pub const KEYS: &'static [&'static str] = &["region", "endpoint", "assume_role"];
+
     pub fn take(table: &mut toml::Table) -> Result<AwsAccess, crate::config::FieldError> {
         let mut keys = toml::Table::new();
-        for k in ["region", "endpoint", "assume_role"] {
-            if let Some(v) = table.remove(k) {
+        for k in Self::KEYS {
+            if let Some(v) = table.remove(*k) {
                 keys.insert(k.to_string(), v);
             }
         }

@@ -490,6 +490,50 @@ impl SinkService for CloudWatchLogsSink {
     }
 }
 
+/// The `cloudwatch_logs` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "cloudwatch_logs",
+    defaults: || {
+        crate::sinks::util::kind::defaults(
+            MAX_CALL_EVENTS,
+            1_000_000,
+            std::time::Duration::from_secs(1),
+            4,
+        )
+    },
+    keys: crate::aws::AwsAccess::KEYS,
+    parse: |mut table| {
+        let aws = crate::aws::AwsAccess::take(&mut table)?;
+        crate::config::from_table::<CloudWatchLogsSinkConfig>(table)
+            .map(|c| std::sync::Arc::new(CloudWatchLogsSinkConfig { aws, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for CloudWatchLogsSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check().map(|_| ())
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let (c, n) = (self.clone(), name.clone());
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move {
+                let client = c.aws.cloudwatch_logs().await;
+                CloudWatchLogsSink::new(n, c, client)
+            },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,3 +52,36 @@ impl SinkService for ConsoleSink {
         }
     }
 }
+
+/// The `console` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "console",
+    defaults: || {
+        crate::sinks::util::kind::defaults(1000, 10 << 20, std::time::Duration::from_millis(100), 1)
+    },
+    keys: &[],
+    parse: crate::sinks::util::kind::parse_with::<ConsoleSinkConfig>,
+};
+
+impl crate::sinks::util::kind::Sink for ConsoleSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        Ok(())
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        Ok(tokio::spawn(crate::sinks::util::driver::run(
+            name,
+            rx,
+            std::sync::Arc::new(ConsoleSink {
+                encoding: self.encoding,
+            }),
+            common,
+            wiring,
+        )))
+    }
+}

@@ -448,3 +448,39 @@ impl SinkService for ElasticsearchSink {
         Ok(errors)
     }
 }
+
+/// The `elasticsearch` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "elasticsearch",
+    defaults: || {
+        crate::sinks::util::kind::defaults(5000, 10 << 20, std::time::Duration::from_secs(1), 4)
+    },
+    keys: crate::sinks::util::transport::Transport::HTTP_KEYS,
+    parse: |mut table| {
+        let transport = crate::sinks::util::transport::Transport::take(&mut table, true)?;
+        crate::config::from_table::<ElasticsearchSinkConfig>(table)
+            .map(|c| std::sync::Arc::new(ElasticsearchSinkConfig { transport, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for ElasticsearchSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check()
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let (c, n) = (self.clone(), name.clone());
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move { c.build(&n).await },
+        ))
+    }
+}

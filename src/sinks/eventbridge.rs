@@ -247,6 +247,45 @@ impl SinkService for EventBridgeSink {
     }
 }
 
+/// The `eventbridge` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "eventbridge",
+    defaults: || {
+        crate::sinks::util::kind::defaults(100, 1 << 20, std::time::Duration::from_secs(1), 4)
+    },
+    keys: crate::aws::AwsAccess::KEYS,
+    parse: |mut table| {
+        let aws = crate::aws::AwsAccess::take(&mut table)?;
+        crate::config::from_table::<EventBridgeSinkConfig>(table)
+            .map(|c| std::sync::Arc::new(EventBridgeSinkConfig { aws, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for EventBridgeSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check()
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let (c, n) = (self.clone(), name.clone());
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move {
+                let client = c.aws.eventbridge().await;
+                EventBridgeSink::new(n, c, client)
+            },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

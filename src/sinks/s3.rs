@@ -274,3 +274,42 @@ impl SinkService for S3Sink {
         Ok(errors)
     }
 }
+
+/// The `s3` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "s3",
+    defaults: || {
+        crate::sinks::util::kind::defaults(100_000, 16 << 20, std::time::Duration::from_secs(60), 1)
+    },
+    keys: crate::aws::AwsAccess::KEYS,
+    parse: |mut table| {
+        let aws = crate::aws::AwsAccess::take(&mut table)?;
+        crate::config::from_table::<S3SinkConfig>(table)
+            .map(|c| std::sync::Arc::new(S3SinkConfig { aws, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for S3SinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check().map(|_| ())
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let c = self.clone();
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move {
+                let client = c.aws.s3().await;
+                c.build(client)
+            },
+        ))
+    }
+}

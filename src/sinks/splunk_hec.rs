@@ -326,6 +326,42 @@ impl SinkService for SplunkHecSink {
     }
 }
 
+/// The `splunk_hec` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "splunk_hec",
+    defaults: || {
+        crate::sinks::util::kind::defaults(1000, 1_000_000, std::time::Duration::from_secs(1), 4)
+    },
+    keys: crate::sinks::util::transport::Transport::HTTP_KEYS,
+    parse: |mut table| {
+        let transport = crate::sinks::util::transport::Transport::take(&mut table, true)?;
+        crate::config::from_table::<SplunkHecSinkConfig>(table)
+            .map(|c| std::sync::Arc::new(SplunkHecSinkConfig { transport, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for SplunkHecSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check()
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let (c, n) = (self.clone(), name.clone());
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move { c.build(&n) },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

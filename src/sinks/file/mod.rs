@@ -394,6 +394,35 @@ fn free_path(path: &Path) -> std::io::Result<PathBuf> {
     )))
 }
 
+/// The `file` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "file",
+    defaults: || crate::sinks::util::kind::defaults(10_000, 2 << 20, Duration::from_millis(500), 1),
+    keys: &[],
+    parse: crate::sinks::util::kind::parse_with::<FileSinkConfig>,
+};
+
+impl crate::sinks::util::kind::Sink for FileSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.build().map(|_| ())
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        Ok(tokio::spawn(crate::sinks::util::driver::run(
+            name,
+            rx,
+            std::sync::Arc::new(self.build()?),
+            common,
+            wiring,
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

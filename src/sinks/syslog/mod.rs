@@ -356,3 +356,39 @@ impl SinkService for SyslogSink {
         Ok(errors)
     }
 }
+
+/// The `syslog` sink kind (registered in `sinks::KINDS`).
+pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::SinkKind {
+    name: "syslog",
+    defaults: || {
+        crate::sinks::util::kind::defaults(1000, 1 << 20, std::time::Duration::from_millis(200), 1)
+    },
+    keys: crate::sinks::util::transport::Transport::STREAM_KEYS,
+    parse: |mut table| {
+        let transport = crate::sinks::util::transport::Transport::take(&mut table, false)?;
+        crate::config::from_table::<SyslogSinkConfig>(table)
+            .map(|c| std::sync::Arc::new(SyslogSinkConfig { transport, ..c }) as _)
+    },
+};
+
+impl crate::sinks::util::kind::Sink for SyslogSinkConfig {
+    fn check(&self) -> Result<(), crate::config::FieldError> {
+        self.check()
+    }
+    fn spawn(
+        &self,
+        name: std::sync::Arc<str>,
+        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
+        common: crate::sinks::util::driver::SinkCommon,
+        wiring: crate::sinks::util::driver::SinkWiring,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
+        let (c, n) = (self.clone(), name.clone());
+        Ok(crate::sinks::util::kind::spawn_with(
+            name,
+            rx,
+            common,
+            wiring,
+            async move { c.build(&n) },
+        ))
+    }
+}

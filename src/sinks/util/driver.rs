@@ -110,6 +110,19 @@ fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
 }
 
 impl SinkCommon {
+    /// The keys every sink takes out of its table before its own are read (`buffer` goes to
+    /// the topology, which puts the buffer in front of the driver).
+    pub const KEYS: &'static [&'static str] = &[
+        "inputs",
+        "batch",
+        "retry",
+        "buffer",
+        "rate_limit",
+        "dead_letter",
+        "concurrency",
+        "max_concurrency",
+    ];
+
     /// Take `batch`, `retry`, `rate_limit`, `dead_letter` and `concurrency` out of a sink's table, filling defaults from
     /// `defaults` (each sink type has its own).
     pub fn take(table: &mut toml::Table, defaults: SinkCommon) -> Result<SinkCommon, FieldError> {

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod encoding;
 pub mod health;
 pub mod http_client;
+pub mod kind;
 pub mod partition;
 pub mod rate_limit;
 pub mod secret;

@@ -45,12 +45,17 @@ fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 impl Transport {
     /// Take the keys out of a sink's table (`request_timeout` only for HTTP sinks: elsewhere
     /// it stays and is refused as unknown) and check them.
+    /// The keys an HTTP sink takes out of its table.
+    pub const HTTP_KEYS: &'static [&'static str] = &["tls", "connect_timeout", "request_timeout"];
+    /// The keys a stream sink (syslog) takes: no request timeout.
+    pub const STREAM_KEYS: &'static [&'static str] = &["tls", "connect_timeout"];
+
     pub fn take(table: &mut toml::Table, http: bool) -> Result<Transport, FieldError> {
         let mut keys = toml::Table::new();
-        let names: &[&str] = if http {
-            &["tls", "connect_timeout", "request_timeout"]
+        let names = if http {
+            Self::HTTP_KEYS
         } else {
-            &["tls", "connect_timeout"]
+            Self::STREAM_KEYS
         };
         for k in names {
             if let Some(v) = table.remove(*k) {
