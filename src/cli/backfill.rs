@@ -61,11 +61,10 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
     };
     let (bucket, prefix) = parse_url(&req.url)?;
     let replaced = cfg.sources.get(&name).map(|s| &s.config);
-    let aws = match replaced {
-        Some(SourceConfig::Sqs(s)) => s.aws.clone(),
-        Some(SourceConfig::S3(s)) => s.aws.clone(),
-        _ => crate::aws::AwsAccess::default(),
-    };
+    let aws = replaced
+        .and_then(SourceConfig::aws)
+        .cloned()
+        .unwrap_or_default();
     let mut table = toml::Table::new();
     table.insert("bucket".into(), bucket.into());
     table.insert("prefix".into(), prefix.into());
@@ -106,7 +105,7 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
         SourceSpec {
             line: None,
             table: toml::Table::new(),
-            config: SourceConfig::S3(Box::new(src)),
+            config: SourceConfig::new(crate::sources::s3::KIND.name, Arc::new(src)),
         },
     );
     Ok(name)
@@ -207,15 +206,14 @@ mod tests {
         assert_eq!(apply(&mut cfg, &req).unwrap(), "queue");
         assert_eq!(cfg.sources.len(), 1);
         assert_eq!(cfg.sinks["out"].inputs, vec!["queue".to_string()]);
-        match &cfg.sources["queue"].config {
-            SourceConfig::S3(s) => {
-                assert_eq!(s.bucket, "trail");
-                assert_eq!(s.prefix, "AWSLogs/");
-                assert_eq!(s.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
-                assert_eq!(s.start_time.as_deref(), Some("2026-11-01"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let s = cfg.sources["queue"]
+            .config
+            .downcast::<S3SourceConfig>()
+            .expect("an s3 source");
+        assert_eq!(s.bucket, "trail");
+        assert_eq!(s.prefix, "AWSLogs/");
+        assert_eq!(s.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(s.start_time.as_deref(), Some("2026-11-01"));
         let bad = Request {
             since: Some("last week".into()),
             source: Some("queue".into()),

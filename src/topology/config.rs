@@ -269,7 +269,7 @@ impl Config {
                     }
                     Err(e) => l.field_err(
                         &["sources", &name],
-                        e.also_expected(SourceConfig::shared_keys(&kind)),
+                        e.also_expected(&SourceConfig::shared_keys(&kind)),
                     ),
                 }
             }

@@ -297,6 +297,27 @@ impl Transform for Dedup {
     }
 }
 
+/// The `dedup` transform kind (registered in `transforms::KINDS`).
+pub const KIND: crate::transforms::util::kind::TransformKind =
+    crate::transforms::util::kind::TransformKind {
+        name: "dedup",
+        parse: crate::transforms::util::kind::parse_with::<DedupConfig>,
+    };
+
+impl crate::transforms::util::kind::TransformBuild for DedupConfig {
+    fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn crate::transforms::util::Transform>, crate::config::FieldError> {
+        Ok(Box::new(DedupConfig::build(
+            self,
+            name,
+            data_dir.map(|d| d.join("dedup").join(format!("{name}.state"))),
+        )?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,3 +67,21 @@ impl Transform for Filter {
         }
     }
 }
+
+/// The `filter` transform kind (registered in `transforms::KINDS`).
+pub const KIND: crate::transforms::util::kind::TransformKind =
+    crate::transforms::util::kind::TransformKind {
+        name: "filter",
+        parse: |t| FilterConfig::parse(t).map(|c| std::sync::Arc::new(c) as _),
+    };
+
+impl crate::transforms::util::kind::TransformBuild for FilterConfig {
+    fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn crate::transforms::util::Transform>, crate::config::FieldError> {
+        let _ = (name, data_dir);
+        Ok(Box::new(FilterConfig::build(self)?))
+    }
+}

@@ -1,5 +1,8 @@
-//! Transforms: synchronous steps between sources and sinks. Each has one or more outputs; an
-//! event it forwards to no output is acknowledged as deliberately dropped.
+//! The transform registry: one line per kind in `KINDS`. Transforms are synchronous steps
+//! between sources and sinks, each with one or more outputs; an event a transform forwards to
+//! no output is acknowledged as deliberately dropped. A transform is a file (or folder) with
+//! its config, its `Transform` and its `KIND`; transforms import `util`, never each other or
+//! this registry.
 
 pub mod dedup;
 pub mod filter;
@@ -8,45 +11,51 @@ pub mod normalize;
 pub mod route;
 pub mod util;
 
-use crate::config::FieldError;
+use std::sync::Arc;
 
 pub use crate::core::Batch;
 pub use util::Transform;
+use util::kind::{TransformBuild, TransformKind};
 
+use crate::config::FieldError;
+
+/// Every transform kind. Adding a transform: its file, `pub mod` above, and one line here.
+pub const KINDS: &[TransformKind] = &[
+    filter::KIND,
+    route::KIND,
+    dedup::KIND,
+    normalize::KIND,
+    insights::KIND,
+];
+
+/// A configured transform of one of the `KINDS`.
 #[derive(Debug, Clone)]
-pub enum TransformConfig {
-    Filter(Box<filter::FilterConfig>),
-    Route(route::RouteConfig),
-    Dedup(dedup::DedupConfig),
-    Normalize(normalize::NormalizeConfig),
-    Insights(insights::InsightsConfig),
+pub struct TransformConfig {
+    pub kind: &'static str,
+    config: Arc<dyn TransformBuild>,
 }
 
 impl TransformConfig {
     pub fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
-        match kind {
-            "filter" => filter::FilterConfig::parse(table).map(|c| Self::Filter(Box::new(c))),
-            "route" => crate::config::from_table(table).map(Self::Route),
-            "dedup" => crate::config::from_table(table).map(Self::Dedup),
-            "normalize" => crate::config::from_table(table).map(Self::Normalize),
-            "insights" => crate::config::from_table(table).map(Self::Insights),
-            other => Err(FieldError::new(
+        let Some(k) = KINDS.iter().find(|k| k.name == kind) else {
+            let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+            return Err(FieldError::new(
                 &["type"],
                 format!(
-                    "unknown transform type {other:?}; expected one of: filter, route, dedup, normalize, insights"
+                    "unknown transform type {kind:?}; expected one of: {}",
+                    names.join(", ")
                 ),
-            )),
-        }
+            ));
+        };
+        Ok(TransformConfig {
+            kind: k.name,
+            config: (k.parse)(table)?,
+        })
     }
 
     /// Output names; "" is a transform's single unnamed output.
     pub fn outputs(&self) -> Vec<String> {
-        match self {
-            Self::Filter(_) | Self::Dedup(_) | Self::Normalize(_) | Self::Insights(_) => {
-                vec![String::new()]
-            }
-            Self::Route(r) => r.outputs(),
-        }
+        self.config.outputs()
     }
 
     /// `data_dir`: where state lives (None when only checking the config).
@@ -55,16 +64,7 @@ impl TransformConfig {
         name: &str,
         data_dir: Option<&std::path::Path>,
     ) -> Result<Box<dyn Transform>, FieldError> {
-        Ok(match self {
-            Self::Filter(c) => Box::new(c.build()?),
-            Self::Route(c) => Box::new(c.build()?),
-            Self::Normalize(c) => Box::new(c.build(name)),
-            Self::Insights(c) => Box::new(c.build(name)?),
-            Self::Dedup(c) => Box::new(c.build(
-                name,
-                data_dir.map(|d| d.join("dedup").join(format!("{name}.state"))),
-            )?),
-        })
+        self.config.build(name, data_dir)
     }
 
     pub fn check(&self) -> Vec<FieldError> {

@@ -74,3 +74,24 @@ impl Transform for Route {
         }
     }
 }
+
+/// The `route` transform kind (registered in `transforms::KINDS`).
+pub const KIND: crate::transforms::util::kind::TransformKind =
+    crate::transforms::util::kind::TransformKind {
+        name: "route",
+        parse: crate::transforms::util::kind::parse_with::<RouteConfig>,
+    };
+
+impl crate::transforms::util::kind::TransformBuild for RouteConfig {
+    fn outputs(&self) -> Vec<String> {
+        RouteConfig::outputs(self)
+    }
+    fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn crate::transforms::util::Transform>, crate::config::FieldError> {
+        let _ = (name, data_dir);
+        Ok(Box::new(RouteConfig::build(self)?))
+    }
+}

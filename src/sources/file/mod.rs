@@ -465,3 +465,30 @@ async fn run(
         fatal: None,
     }
 }
+
+/// The `file` source kind (registered in `sources::KINDS`).
+pub const KIND: crate::sources::util::kind::SourceKind = crate::sources::util::kind::SourceKind {
+    name: "file",
+    keys: &[],
+    parse: |table, digests| {
+        crate::config::from_table::<FileSourceConfig>(table)
+            .map(|c| std::sync::Arc::new(FileSourceConfig { digests, ..c }) as _)
+    },
+};
+
+impl crate::sources::util::kind::Source for FileSourceConfig {
+    fn check(&self) -> Vec<crate::config::FieldError> {
+        let mut errs = FileSourceConfig::check(self);
+        errs.extend(self.digests.check());
+        errs
+    }
+    fn spawn(
+        &self,
+        ctx: crate::core::run::SourceContext,
+    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+        spawn(self.clone(), ctx)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

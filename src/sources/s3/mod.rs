@@ -677,6 +677,37 @@ async fn run(
     r.report
 }
 
+/// The `s3` source kind (registered in `sources::KINDS`).
+pub const KIND: crate::sources::util::kind::SourceKind = crate::sources::util::kind::SourceKind {
+    name: "s3",
+    keys: crate::aws::AwsAccess::KEYS,
+    parse: |mut table, digests| {
+        let aws = crate::aws::AwsAccess::take(&mut table)?;
+        crate::config::from_table::<S3SourceConfig>(table)
+            .map(|c| std::sync::Arc::new(S3SourceConfig { aws, digests, ..c }) as _)
+    },
+};
+
+impl crate::sources::util::kind::Source for S3SourceConfig {
+    fn check(&self) -> Vec<crate::config::FieldError> {
+        let mut errs = S3SourceConfig::check(self);
+        errs.extend(self.digests.check());
+        errs
+    }
+    fn spawn(
+        &self,
+        ctx: crate::core::run::SourceContext,
+    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+        spawn(self.clone(), ctx)
+    }
+    fn aws(&self) -> Option<&crate::aws::AwsAccess> {
+        Some(&self.aws)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,3 +445,34 @@ async fn settle(shared: &Shared, d: UnitDone<MsgMeta>, report: &mut SourceReport
         }
     }
 }
+
+/// The `sqs` source kind (registered in `sources::KINDS`).
+pub const KIND: crate::sources::util::kind::SourceKind = crate::sources::util::kind::SourceKind {
+    name: "sqs",
+    keys: crate::aws::AwsAccess::KEYS,
+    parse: |mut table, digests| {
+        let aws = crate::aws::AwsAccess::take(&mut table)?;
+        crate::config::from_table::<SqsSourceConfig>(table)
+            .map(|c| std::sync::Arc::new(SqsSourceConfig { aws, digests, ..c }) as _)
+    },
+};
+
+impl crate::sources::util::kind::Source for SqsSourceConfig {
+    fn check(&self) -> Vec<crate::config::FieldError> {
+        let mut errs = SqsSourceConfig::check(self);
+        errs.extend(self.digests.check());
+        errs
+    }
+    fn spawn(
+        &self,
+        ctx: crate::core::run::SourceContext,
+    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+        spawn(self.clone(), ctx)
+    }
+    fn aws(&self) -> Option<&crate::aws::AwsAccess> {
+        Some(&self.aws)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

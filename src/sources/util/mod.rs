@@ -4,4 +4,5 @@
 
 pub mod emit;
 pub mod integrity;
+pub mod kind;
 pub mod object;

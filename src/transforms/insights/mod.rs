@@ -389,3 +389,21 @@ impl Transform for Insights {
         false
     }
 }
+
+/// The `insights` transform kind (registered in `transforms::KINDS`).
+pub const KIND: crate::transforms::util::kind::TransformKind =
+    crate::transforms::util::kind::TransformKind {
+        name: "insights",
+        parse: crate::transforms::util::kind::parse_with::<InsightsConfig>,
+    };
+
+impl crate::transforms::util::kind::TransformBuild for InsightsConfig {
+    fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn crate::transforms::util::Transform>, crate::config::FieldError> {
+        let _ = data_dir;
+        Ok(Box::new(InsightsConfig::build(self, name)?))
+    }
+}

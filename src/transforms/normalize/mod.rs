@@ -127,3 +127,21 @@ impl Transform for Normalize {
         }
     }
 }
+
+/// The `normalize` transform kind (registered in `transforms::KINDS`).
+pub const KIND: crate::transforms::util::kind::TransformKind =
+    crate::transforms::util::kind::TransformKind {
+        name: "normalize",
+        parse: crate::transforms::util::kind::parse_with::<NormalizeConfig>,
+    };
+
+impl crate::transforms::util::kind::TransformBuild for NormalizeConfig {
+    fn build(
+        &self,
+        name: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Box<dyn crate::transforms::util::Transform>, crate::config::FieldError> {
+        let _ = data_dir;
+        Ok(Box::new(NormalizeConfig::build(self, name)))
+    }
+}

@@ -2,6 +2,7 @@
 //! (`condition`, used by filter and route). No transform imports another; they meet here.
 
 pub mod condition;
+pub mod kind;
 
 use crate::core::Batch;
 

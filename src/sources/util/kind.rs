@@ -1,0 +1,39 @@
+//! What a source kind gives the registry: one `SourceKind` value per kind (its name, the
+//! shared keys it takes, how to parse its table) and the `Source` a parsed table becomes
+//! (check it, start it). A kind is registered by one line in `sources::KINDS`.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::integrity::DigestOptions;
+use crate::aws::AwsAccess;
+use crate::config::FieldError;
+use crate::core::run::{SourceContext, SourceReport};
+
+/// One kind of source, as the registry knows it.
+pub struct SourceKind {
+    /// The `type` that selects it.
+    pub name: &'static str,
+    /// Keys of this kind taken out of its table before its own are read, besides
+    /// `DigestOptions::KEYS` (which every source takes).
+    pub keys: &'static [&'static str],
+    /// Its table (shared keys taken out) and its digest options into a configured source.
+    pub parse: fn(toml::Table, DigestOptions) -> Result<Arc<dyn Source>, FieldError>,
+}
+
+/// A configured source: what `validate` checks and the topology starts.
+pub trait Source: Debug + Send + Sync + Any {
+    /// Compile what can be compiled (globs, bounds, digest options) without starting anything.
+    fn check(&self) -> Vec<FieldError>;
+    /// Prepare the source (open its checkpoint store: errors stop start-up) and start it.
+    fn spawn(&self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String>;
+    /// Its AWS access, for a source that reads from AWS.
+    fn aws(&self) -> Option<&AwsAccess> {
+        None
+    }
+    /// For a caller that knows the kind (the backfill, tests).
+    fn as_any(&self) -> &dyn Any;
+}
