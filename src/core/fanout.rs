@@ -92,3 +92,95 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::*;
+    use crate::core::ack::UnitHandle;
+    use crate::core::event::test_data;
+
+    /// A batch of `n` events of one unit, and where that unit's outcome arrives.
+    fn unit_batch(
+        n: usize,
+    ) -> (
+        Batch,
+        tokio::sync::mpsc::UnboundedReceiver<crate::core::ack::UnitDone<()>>,
+    ) {
+        let (tx, rx) = unbounded_channel();
+        let unit = UnitHandle::new((), tx);
+        let batch = (0..n)
+            .map(|_| Event::new(test_data(r#"{"eventID":"e"}"#), unit.token()))
+            .collect();
+        unit.seal();
+        (batch, rx)
+    }
+
+    fn counting() -> (DropHook, Arc<AtomicU64>) {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d = dropped.clone();
+        (
+            Arc::new(move |n| {
+                d.fetch_add(n, Ordering::SeqCst);
+            }),
+            dropped,
+        )
+    }
+
+    #[tokio::test]
+    async fn every_consumer_gets_every_event_and_the_unit_waits_for_all() {
+        let (hook, dropped) = counting();
+        let out = Fanout::new(hook);
+        let (a_tx, mut a) = mpsc::channel(4);
+        let (b_tx, mut b) = mpsc::channel(4);
+        out.set(vec![a_tx, b_tx]);
+        let (batch, mut done) = unit_batch(3);
+        out.send(batch).await;
+        let (ga, gb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert_eq!((ga.len(), gb.len()), (3, 3));
+        ga.into_iter().for_each(Event::ack);
+        assert!(
+            done.try_recv().is_err(),
+            "one consumer has not delivered yet"
+        );
+        gb.into_iter().for_each(Event::ack);
+        assert!(done.recv().await.unwrap().delivered);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_output_nobody_consumes_drops_and_acknowledges_and_says_so() {
+        let (hook, dropped) = counting();
+        let out = Fanout::new(hook);
+        let (batch, mut done) = unit_batch(5);
+        out.send(batch).await;
+        assert!(done.recv().await.unwrap().delivered);
+        assert_eq!(dropped.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_is_gone_fails_the_unit_and_a_rewire_takes_effect_at_once() {
+        let (hook, _) = counting();
+        let out = Fanout::new(hook);
+        let (gone_tx, gone) = mpsc::channel(4);
+        drop(gone);
+        out.set(vec![gone_tx]);
+        let (batch, mut done) = unit_batch(2);
+        out.send(batch).await;
+        assert!(!done.recv().await.unwrap().delivered);
+        // Rewired (a reload): the next batch reaches the new consumer only.
+        let (new_tx, mut fresh) = mpsc::channel(4);
+        out.set(vec![new_tx]);
+        let (batch, _done) = unit_batch(1);
+        out.send(batch).await;
+        assert_eq!(fresh.recv().await.unwrap().len(), 1);
+        // The topology's weak handle sees the same list while the sender lives, not after.
+        let weak = out.downgrade();
+        assert!(Fanout::upgrade(&weak).is_some());
+        drop(out);
+        assert!(Fanout::upgrade(&weak).is_none());
+    }
+}

@@ -104,6 +104,31 @@ fn api_config(raw: Option<RawApi>) -> Result<Option<ApiConfig>, String> {
     }))
 }
 
+/// A component's table as written, where it is, and its inputs.
+struct Written {
+    line: Option<usize>,
+    table: toml::Table,
+    inputs: Vec<String>,
+}
+
+/// A sink's table: the shared keys, its buffer, then its own keys.
+fn sink_spec(w: Written, kind: &str, mut table: toml::Table) -> Result<SinkSpec, FieldError> {
+    let parsed = SinkCommon::take(&mut table, SinkConfig::defaults(kind))
+        .and_then(|c| Ok((c, BufferConfig::take(&mut table)?)));
+    let (common, buffer, config) = match (parsed, SinkConfig::parse(kind, table)) {
+        (Ok((common, buffer)), Ok(config)) => (common, buffer, config),
+        (Err(e), _) | (_, Err(e)) => return Err(e.also_expected(&SinkConfig::shared_keys(kind))),
+    };
+    Ok(SinkSpec {
+        line: w.line,
+        table: w.table,
+        inputs: w.inputs,
+        common,
+        buffer,
+        config,
+    })
+}
+
 struct Loader<'a> {
     text: &'a str,
     errors: Vec<ConfigError>,
@@ -123,6 +148,37 @@ impl Loader<'_> {
         let mut path: Vec<&str> = base.to_vec();
         path.extend(e.path.iter().map(String::as_str));
         self.err(&path, e.message);
+    }
+
+    /// Every `[SECTION.NAME]` table through `parse` (after `type` and `inputs` are taken out);
+    /// each error is recorded under the component's key path.
+    fn section<S>(
+        &mut self,
+        section: &str,
+        tables: BTreeMap<String, toml::Table>,
+        with_inputs: bool,
+        parse: impl Fn(Written, &str, toml::Table) -> Result<S, FieldError>,
+    ) -> BTreeMap<String, S> {
+        let mut out = BTreeMap::new();
+        for (name, mut table) in tables {
+            let line = locate::locate(self.text, &[section, &name]);
+            let written = table.clone();
+            let Some((kind, inputs)) = self.header(section, &name, &mut table, with_inputs) else {
+                continue;
+            };
+            let w = Written {
+                line,
+                table: written,
+                inputs,
+            };
+            match parse(w, &kind, table) {
+                Ok(spec) => {
+                    out.insert(name, spec);
+                }
+                Err(e) => self.field_err(&[section, &name], e),
+            }
+        }
+        out
     }
 
     /// Take `type` and (for transforms and sinks) `inputs` out of a component table.
@@ -252,89 +308,42 @@ impl Config {
             transforms: BTreeMap::new(),
             sinks: BTreeMap::new(),
         };
-        for (name, mut table) in raw.sources {
-            let line = locate::locate(text, &["sources", &name]);
-            let written = table.clone();
-            if let Some((kind, _)) = l.header("sources", &name, &mut table, false) {
-                match SourceConfig::parse(&kind, table) {
-                    Ok(config) => {
-                        cfg.sources.insert(
-                            name,
-                            SourceSpec {
-                                line,
-                                table: written,
-                                config,
-                            },
-                        );
-                    }
-                    Err(e) => l.field_err(
-                        &["sources", &name],
-                        e.also_expected(&SourceConfig::shared_keys(&kind)),
-                    ),
-                }
-            }
-        }
-        for (name, mut table) in raw.transforms {
-            let line = locate::locate(text, &["transforms", &name]);
-            let written = table.clone();
-            if let Some((kind, inputs)) = l.header("transforms", &name, &mut table, true) {
-                match TransformConfig::parse(&kind, table) {
-                    Ok(config) => {
-                        cfg.transforms.insert(
-                            name,
-                            TransformSpec {
-                                line,
-                                table: written,
-                                inputs,
-                                config,
-                            },
-                        );
-                    }
-                    Err(e) => l.field_err(&["transforms", &name], e),
-                }
-            }
-        }
-        for (name, mut table) in raw.sinks {
-            let line = locate::locate(text, &["sinks", &name]);
-            let written = table.clone();
-            if let Some((kind, inputs)) = l.header("sinks", &name, &mut table, true) {
-                let common = SinkCommon::take(&mut table, SinkConfig::defaults(&kind))
-                    .and_then(|c| Ok((c, BufferConfig::take(&mut table)?)));
-                match (common, SinkConfig::parse(&kind, table)) {
-                    (Ok((common, buffer)), Ok(config)) => {
-                        cfg.sinks.insert(
-                            name,
-                            SinkSpec {
-                                line,
-                                table: written,
-                                inputs,
-                                common,
-                                buffer,
-                                config,
-                            },
-                        );
-                    }
-                    (Err(e), _) | (_, Err(e)) => l.field_err(
-                        &["sinks", &name],
-                        e.also_expected(&SinkConfig::shared_keys(&kind)),
-                    ),
-                }
-            }
-        }
+        cfg.sources = l.section("sources", raw.sources, false, |w, kind, table| {
+            let config = SourceConfig::parse(kind, table)
+                .map_err(|e| e.also_expected(&SourceConfig::shared_keys(kind)))?;
+            Ok(SourceSpec {
+                line: w.line,
+                table: w.table,
+                config,
+            })
+        });
+        cfg.transforms = l.section("transforms", raw.transforms, true, |w, kind, table| {
+            Ok(TransformSpec {
+                line: w.line,
+                table: w.table,
+                inputs: w.inputs,
+                config: TransformConfig::parse(kind, table)?,
+            })
+        });
+        cfg.sinks = l.section("sinks", raw.sinks, true, sink_spec);
         // Compile what can be compiled, without starting anything.
-        for (name, s) in &cfg.sources {
-            for e in s.config.check() {
-                l.field_err(&["sources", name], e);
-            }
-        }
-        for (name, t) in &cfg.transforms {
-            for e in t.config.check() {
-                l.field_err(&["transforms", name], e);
-            }
-        }
-        for (name, s) in &cfg.sinks {
-            for e in s.config.check() {
-                l.field_err(&["sinks", name], e);
+        let checks = (cfg
+            .sources
+            .iter()
+            .map(|(n, s)| ("sources", n, s.config.check())))
+        .chain(
+            cfg.transforms
+                .iter()
+                .map(|(n, t)| ("transforms", n, t.config.check())),
+        )
+        .chain(
+            cfg.sinks
+                .iter()
+                .map(|(n, s)| ("sinks", n, s.config.check())),
+        );
+        for (section, name, errs) in checks {
+            for e in errs {
+                l.field_err(&[section, name], e);
             }
         }
         for e in graph::check(&cfg) {

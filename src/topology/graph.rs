@@ -61,7 +61,20 @@ pub fn resolve(cfg: &Config, input: &str) -> Result<Node, String> {
 
 pub fn check(cfg: &Config) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    // Names: unique across sections, usable in `inputs`.
+    check_names(cfg, &mut errs);
+    check_not_empty(cfg, &mut errs);
+    let (consumed, edges) = check_inputs(cfg, &mut errs);
+    check_everything_feeds(cfg, &consumed, &mut errs);
+    check_dead_letters(cfg, &mut errs);
+    check_transform_cycles(cfg, &edges, &mut errs);
+    errs
+}
+
+/// Transform → the transforms upstream of it.
+type Edges<'a> = BTreeMap<&'a str, Vec<String>>;
+
+/// Names: unique across sections, usable in `inputs`.
+fn check_names(cfg: &Config, errs: &mut Vec<FieldError>) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     let sections = [
         ("sources", cfg.sources.keys().collect::<Vec<_>>()),
@@ -84,6 +97,10 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             }
         }
     }
+}
+
+/// At least one source and one sink.
+fn check_not_empty(cfg: &Config, errs: &mut Vec<FieldError>) {
     if cfg.sources.is_empty() {
         errs.push(FieldError::new(
             &["sources"],
@@ -96,9 +113,12 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             "no sinks: define at least one [sinks.NAME]",
         ));
     }
-    // Edges and consumers.
+}
+
+/// Every input names an output; returns the outputs consumed and the edges between transforms.
+fn check_inputs<'a>(cfg: &'a Config, errs: &mut Vec<FieldError>) -> (BTreeSet<Node>, Edges<'a>) {
     let mut consumed: BTreeSet<Node> = BTreeSet::new();
-    let mut edges: BTreeMap<&str, Vec<String>> = BTreeMap::new(); // transform -> upstream transforms
+    let mut edges: Edges<'a> = BTreeMap::new();
     let inputs = cfg
         .transforms
         .iter()
@@ -117,6 +137,11 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             }
         }
     }
+    (consumed, edges)
+}
+
+/// Every source and transform feeds something.
+fn check_everything_feeds(cfg: &Config, consumed: &BTreeSet<Node>, errs: &mut Vec<FieldError>) {
     for name in cfg.sources.keys() {
         if !consumed.contains(&Node::Source(name.clone())) {
             errs.push(FieldError::new(
@@ -139,8 +164,10 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             ));
         }
     }
-    // Dead letters: another sink, no cycles; a sink without inputs must be someone's.
-    let dead_letter_of = |n: &str| cfg.sinks.get(n).and_then(|s| s.common.dead_letter.clone());
+}
+
+/// Dead letters: another sink, no cycles; a sink without inputs must be someone's.
+fn check_dead_letters(cfg: &Config, errs: &mut Vec<FieldError>) {
     for (name, sink) in &cfg.sinks {
         if let Some(target) = &sink.common.dead_letter {
             if target == name {
@@ -153,23 +180,11 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
                     &["sinks", name, "dead_letter"],
                     format!("`{target}` names no sink"),
                 ));
-            } else {
-                let mut chain = vec![name.clone()];
-                let mut at = target.clone();
-                loop {
-                    if chain.contains(&at) {
-                        errs.push(FieldError::new(
-                            &["sinks", name, "dead_letter"],
-                            format!("dead_letter cycle: {} -> {at}", chain.join(" -> ")),
-                        ));
-                        break;
-                    }
-                    chain.push(at.clone());
-                    match dead_letter_of(&at) {
-                        Some(next) => at = next,
-                        None => break,
-                    }
-                }
+            } else if let Some(chain) = dead_letter_cycle(cfg, name, target) {
+                errs.push(FieldError::new(
+                    &["sinks", name, "dead_letter"],
+                    format!("dead_letter cycle: {chain}"),
+                ));
             }
         }
         if sink.inputs.is_empty()
@@ -184,10 +199,29 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             ));
         }
     }
-    // Cycles among transforms.
+}
+
+/// The dead-letter chain from `name` through `target`, when it comes back on itself.
+fn dead_letter_cycle(cfg: &Config, name: &str, target: &str) -> Option<String> {
+    let mut chain = vec![name.to_string()];
+    let mut at = target.to_string();
+    loop {
+        if chain.contains(&at) {
+            return Some(format!("{} -> {at}", chain.join(" -> ")));
+        }
+        chain.push(at.clone());
+        at = cfg
+            .sinks
+            .get(&at)
+            .and_then(|s| s.common.dead_letter.clone())?;
+    }
+}
+
+/// No cycle among transforms (the first one found is reported).
+fn check_transform_cycles(cfg: &Config, edges: &Edges<'_>, errs: &mut Vec<FieldError>) {
     fn visit<'a>(
         n: &'a str,
-        edges: &'a BTreeMap<&str, Vec<String>>,
+        edges: &'a Edges<'a>,
         state: &mut BTreeMap<&'a str, u8>,
         stack: &mut Vec<&'a str>,
     ) -> Option<Vec<String>> {
@@ -214,7 +248,7 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
     }
     let mut state = BTreeMap::new();
     for name in cfg.transforms.keys() {
-        if let Some(cycle) = visit(name, &edges, &mut state, &mut Vec::new()) {
+        if let Some(cycle) = visit(name, edges, &mut state, &mut Vec::new()) {
             errs.push(FieldError::new(
                 &["transforms", name, "inputs"],
                 format!("cycle: {}", cycle.join(" <- ")),
@@ -222,5 +256,4 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             break;
         }
     }
-    errs
 }

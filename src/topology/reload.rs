@@ -125,76 +125,189 @@ async fn retire(
     }
 }
 
+/// Build the transforms that come (an error rejects the reload before anything is touched).
+fn build_transforms(
+    new: &Config,
+    transforms: &Diff,
+) -> Result<BTreeMap<String, Box<dyn Transform>>, String> {
+    let mut built = BTreeMap::new();
+    for name in transforms.coming() {
+        if let Some(t) = new.transforms.get(name) {
+            let b = t
+                .config
+                .build(name, Some(&new.data_dir))
+                .map_err(|e| format!("transform {name}: {}", e.message))?;
+            built.insert(name.clone(), b);
+        }
+    }
+    Ok(built)
+}
+
+/// Per output of `new`, the inputs of the transforms and sinks that consume it.
+fn consumers_of(
+    new: &Config,
+    running: &Running,
+) -> Result<BTreeMap<Node, Vec<mpsc::Sender<Batch>>>, String> {
+    let mut targets: BTreeMap<Node, Vec<mpsc::Sender<Batch>>> = BTreeMap::new();
+    let consumers = new
+        .transforms
+        .iter()
+        .map(|(n, t)| (&t.inputs, running.transforms.get(n)))
+        .chain(
+            new.sinks
+                .iter()
+                .map(|(n, s)| (&s.inputs, running.sinks.get(n))),
+        );
+    for (ins, run) in consumers {
+        let Some(tx) = run.and_then(|r| r.tx.clone()) else {
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        for input in ins {
+            let node = resolve(new, input)?;
+            // The same consumer named twice for one output still gets each event once.
+            if seen.insert(node.clone()) {
+                targets.entry(node).or_default().push(tx.clone());
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// A new output of `node`, counting what it drops for want of a consumer.
+fn counted_output(node: &Node) -> Fanout {
+    let component = match node {
+        Node::Source(n) | Node::Transform(n, _) => n.clone(),
+    };
+    Fanout::new(std::sync::Arc::new(move |n| {
+        crate::telemetry::add("events_dropped_total", &[("component", &component)], n)
+    }))
+}
+
+/// Wait for a going source to finish its units, up to `limit`; then stop it hard, and abort
+/// it after `HARD_GRACE`.
+async fn stop_source(
+    name: &str,
+    run: SourceRun,
+    limit: Duration,
+) -> crate::core::run::SourceReport {
+    let SourceRun { hard, handle, .. } = run;
+    let abort = handle.abort_handle();
+    let mut handle = handle;
+    match tokio::time::timeout(limit, &mut handle).await {
+        Ok(r) => report(r),
+        Err(_) => {
+            tracing::warn!(source = %name, timeout_s = limit.as_secs_f64(), "not finished within shutdown_timeout; stopping it: what it did not deliver is read again");
+            hard.cancel();
+            match tokio::time::timeout(HARD_GRACE, &mut handle).await {
+                Ok(r) => report(r),
+                Err(_) => {
+                    abort.abort();
+                    report(handle.await)
+                }
+            }
+        }
+    }
+}
+
+/// What a reload will do: the diff per kind (a sink that dead-letters into a rebuilt sink is
+/// rebuilt too) and the names it changes. Computed without touching anything.
+struct Plan {
+    sources: Diff,
+    transforms: Diff,
+    sinks: Diff,
+    changes: Changes,
+}
+
+/// The diff of `old` and `new`, or why `new` cannot replace `old` while it runs.
+fn plan(old: &Config, new: &Config, running: bool) -> Result<Plan, String> {
+    if new.data_dir != old.data_dir && running {
+        return Err(format!(
+            "data_dir changed ({} → {}): checkpoints and buffers live there; restart to move it",
+            old.data_dir.display(),
+            new.data_dir.display()
+        ));
+    }
+    let sources = Diff::of(&old.sources, &new.sources, |s| &s.table);
+    let transforms = Diff::of(&old.transforms, &new.transforms, |t| &t.table);
+    let mut sinks = Diff::of(&old.sinks, &new.sinks, |s| &s.table);
+    // A sink that dead-letters into a sink being rebuilt holds that sink's old input: it is
+    // rebuilt too.
+    loop {
+        let more: Vec<String> = new
+            .sinks
+            .iter()
+            .filter(|(n, _)| old.sinks.contains_key(*n) && !sinks.changed.contains(*n))
+            .filter(|(_, s)| {
+                s.common
+                    .dead_letter
+                    .as_ref()
+                    .is_some_and(|t| sinks.changed.contains(t))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        sinks.changed.extend(more);
+    }
+    let mut changes = Changes::default();
+    sources.record("source", &mut changes);
+    transforms.record("transform", &mut changes);
+    sinks.record("sink", &mut changes);
+    Ok(Plan {
+        sources,
+        transforms,
+        sinks,
+        changes,
+    })
+}
+
+/// The old runs of the transforms and sinks that go, their inputs closed.
+type Going = (Vec<(String, ConsumerRun)>, Vec<(String, ConsumerRun)>);
+
 impl Running {
     /// Check `new` against what runs, then apply it. `Err`: rejected, nothing was touched.
     /// `Ok`: what changed, and the components that could not start (their inputs wait).
     pub async fn apply(&mut self, new: Config) -> Result<(Changes, Vec<String>), String> {
-        if new.data_dir != self.cfg.data_dir && !self.is_empty() {
-            return Err(format!(
-                "data_dir changed ({} → {}): checkpoints and buffers live there; restart to move it",
-                self.cfg.data_dir.display(),
-                new.data_dir.display()
-            ));
-        }
-        let sources = Diff::of(&self.cfg.sources, &new.sources, |s| &s.table);
-        let transforms = Diff::of(&self.cfg.transforms, &new.transforms, |t| &t.table);
-        let mut sinks = Diff::of(&self.cfg.sinks, &new.sinks, |s| &s.table);
-        // A sink that dead-letters into a sink being rebuilt holds that sink's old input:
-        // it is rebuilt too.
-        loop {
-            let more: Vec<String> = new
-                .sinks
-                .iter()
-                .filter(|(n, _)| self.cfg.sinks.contains_key(*n) && !sinks.changed.contains(*n))
-                .filter(|(_, s)| {
-                    s.common
-                        .dead_letter
-                        .as_ref()
-                        .is_some_and(|t| sinks.changed.contains(t))
-                })
-                .map(|(n, _)| n.clone())
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            sinks.changed.extend(more);
-        }
-        let mut changes = Changes::default();
-        sources.record("source", &mut changes);
-        transforms.record("transform", &mut changes);
-        sinks.record("sink", &mut changes);
-        if changes.is_empty() {
+        let plan = plan(&self.cfg, &new, !self.is_empty())?;
+        if plan.changes.is_empty() {
             self.cfg.shutdown_timeout = new.shutdown_timeout;
-            return Ok((changes, Vec::new()));
+            return Ok((plan.changes, Vec::new()));
         }
         // Everything that can fail without side effects, before anything is touched.
-        let mut built: BTreeMap<String, Box<dyn Transform>> = BTreeMap::new();
-        for name in transforms.coming() {
-            if let Some(t) = new.transforms.get(name) {
-                let b = t
-                    .config
-                    .build(name, Some(&new.data_dir))
-                    .map_err(|e| format!("transform {name}: {}", e.message))?;
-                built.insert(name.clone(), b);
-            }
-        }
-        let limit = new.shutdown_timeout;
-        let mut errors = Vec::new();
+        let built = build_transforms(&new, &plan.transforms)?;
         self.retired.retain(|h| !h.is_finished());
-
         // Old sources stop reading now; they finish their units while the rest is rewired.
-        for name in sources.going() {
+        for name in plan.sources.going() {
             if let Some(s) = self.sources.get(name) {
                 s.stop.cancel();
             }
         }
-        // New inputs for the transforms and sinks that come.
+        let (mut inputs, (old_transforms, old_sinks)) = self.open_inputs(&new, &plan);
+        let live = self.rewire(&new)?;
+        self.start_transforms(&new, built, &mut inputs, old_transforms, &live);
+        let mut errors = self
+            .replace_sinks(&new, &plan.sinks, inputs, old_sinks)
+            .await;
+        errors.extend(self.replace_sources(&new, &plan.sources, &live).await);
+        self.cfg = new;
+        Ok((plan.changes, errors))
+    }
+
+    /// New inputs for the transforms and sinks that come; the old runs of those that go, with
+    /// the topology's senders to them dropped.
+    fn open_inputs(
+        &mut self,
+        new: &Config,
+        plan: &Plan,
+    ) -> (BTreeMap<String, mpsc::Receiver<Batch>>, Going) {
         let mut inputs: BTreeMap<String, mpsc::Receiver<Batch>> = BTreeMap::new();
         let mut old_transforms = Vec::new();
         let mut old_sinks = Vec::new();
         for (names, map, olds) in [
-            (&transforms, &mut self.transforms, &mut old_transforms),
-            (&sinks, &mut self.sinks, &mut old_sinks),
+            (&plan.transforms, &mut self.transforms, &mut old_transforms),
+            (&plan.sinks, &mut self.sinks, &mut old_sinks),
         ] {
             for name in names.going() {
                 if let Some(mut run) = map.remove(name) {
@@ -203,7 +316,7 @@ impl Running {
                 }
             }
         }
-        for name in transforms.coming().chain(sinks.coming()) {
+        for name in plan.transforms.coming().chain(plan.sinks.coming()) {
             let (tx, rx) = mpsc::channel(super::CHANNEL_BATCHES);
             inputs.insert(name.clone(), rx);
             let run = ConsumerRun::idle(tx, self);
@@ -213,30 +326,14 @@ impl Running {
                 self.transforms.insert(name.clone(), run);
             }
         }
-        // Rewire every output at once.
-        let mut targets: BTreeMap<Node, Vec<mpsc::Sender<Batch>>> = BTreeMap::new();
-        let consumers = new
-            .transforms
-            .iter()
-            .map(|(n, t)| (n, &t.inputs, self.transforms.get(n)))
-            .chain(
-                new.sinks
-                    .iter()
-                    .map(|(n, s)| (n, &s.inputs, self.sinks.get(n))),
-            );
-        for (_, ins, run) in consumers {
-            let Some(tx) = run.and_then(|r| r.tx.clone()) else {
-                continue;
-            };
-            let mut seen = BTreeSet::new();
-            for input in ins {
-                let node = resolve(&new, input)?;
-                // The same consumer named twice for one output still gets each event once.
-                if seen.insert(node.clone()) {
-                    targets.entry(node).or_default().push(tx.clone());
-                }
-            }
-        }
+        (inputs, (old_transforms, old_sinks))
+    }
+
+    /// Rewire every output at once; returns the live outputs. Outputs of removed components
+    /// keep their consumers: what the old component still holds reaches them, and they end
+    /// when it does.
+    fn rewire(&mut self, new: &Config) -> Result<BTreeMap<Node, Fanout>, String> {
+        let mut targets = consumers_of(new, self)?;
         let nodes = new.sources.keys().map(|n| Node::Source(n.clone())).chain(
             new.transforms.iter().flat_map(|(n, t)| {
                 t.config
@@ -251,36 +348,25 @@ impl Running {
                 .outputs
                 .get(&node)
                 .and_then(Fanout::upgrade)
-                .unwrap_or_else(|| {
-                    let component = match &node {
-                        Node::Source(n) | Node::Transform(n, _) => n.clone(),
-                    };
-                    Fanout::new(std::sync::Arc::new(move |n| {
-                        crate::telemetry::add(
-                            "events_dropped_total",
-                            &[("component", &component)],
-                            n,
-                        )
-                    }))
-                });
+                .unwrap_or_else(|| counted_output(&node));
             out.set(targets.remove(&node).unwrap_or_default());
             self.outputs.insert(node.clone(), out.downgrade());
             live.insert(node, out);
         }
-        // Outputs of removed components keep their consumers: what the old component still
-        // holds reaches them, and they end when it does.
-        let old_nodes: Vec<Node> = self
-            .outputs
-            .keys()
-            .filter(|n| !live.contains_key(*n))
-            .cloned()
-            .collect();
-        for n in old_nodes {
-            self.outputs.remove(&n);
-        }
+        self.outputs.retain(|n, _| live.contains_key(n));
+        Ok(live)
+    }
 
-        // Old transforms drain into the rewired outputs; the new ones start now.
-        for (_, run) in old_transforms {
+    /// Old transforms drain into the rewired outputs; the new ones start now.
+    fn start_transforms(
+        &mut self,
+        new: &Config,
+        built: BTreeMap<String, Box<dyn Transform>>,
+        inputs: &mut BTreeMap<String, mpsc::Receiver<Batch>>,
+        old: Vec<(String, ConsumerRun)>,
+        live: &BTreeMap<Node, Fanout>,
+    ) {
+        for (_, run) in old {
             let (b, t) = run.handles();
             self.retired.extend(b);
             self.retired.extend(t);
@@ -303,10 +389,19 @@ impl Running {
                 .collect();
             self.spawn_transform(&name, b, rx, outs);
         }
-        // Old sinks finish (their disk buffers save their place), then their successors start.
+    }
+
+    /// Old sinks finish (their disk buffers save their place), then their successors start.
+    async fn replace_sinks(
+        &mut self,
+        new: &Config,
+        sinks: &Diff,
+        mut inputs: BTreeMap<String, mpsc::Receiver<Batch>>,
+        old: Vec<(String, ConsumerRun)>,
+    ) -> Vec<String> {
         let mut waiting = Vec::new();
         let mut hard = Vec::new();
-        for (name, run) in old_sinks {
+        for (name, run) in old {
             run.stop.cancel();
             hard.push(run.hard.clone());
             let (b, t) = run.handles();
@@ -318,55 +413,98 @@ impl Running {
                 self.retired.extend(t);
             }
         }
-        retire("sinks being rebuilt", &hard, waiting, limit).await;
+        retire("sinks being rebuilt", &hard, waiting, new.shutdown_timeout).await;
+        let mut errors = Vec::new();
         for name in sinks.coming() {
             if let Some(rx) = inputs.remove(name)
-                && let Err(e) = self.spawn_sink(name, &new, rx)
+                && let Err(e) = self.spawn_sink(name, new, rx)
             {
                 errors.push(e);
             }
         }
-        // Old sources finish their units; their successors start from the saved checkpoint.
-        let mut stopped = Vec::new();
-        for name in sources.going() {
-            if let Some(run) = self.sources.remove(name) {
-                stopped.push((name.clone(), run));
-            }
-        }
+        errors
+    }
+
+    /// Old sources finish their units; their successors start from the saved checkpoint.
+    async fn replace_sources(
+        &mut self,
+        new: &Config,
+        sources: &Diff,
+        live: &BTreeMap<Node, Fanout>,
+    ) -> Vec<String> {
+        let limit = new.shutdown_timeout;
+        let stopped: Vec<(String, SourceRun)> = sources
+            .going()
+            .filter_map(|n| Some((n.clone(), self.sources.remove(n)?)))
+            .collect();
         for (name, run) in stopped {
-            let SourceRun { hard, handle, .. } = run;
-            let abort = handle.abort_handle();
-            let mut handle = handle;
-            let r = match tokio::time::timeout(limit, &mut handle).await {
-                Ok(r) => report(r),
-                Err(_) => {
-                    tracing::warn!(source = %name, timeout_s = limit.as_secs_f64(), "not finished within shutdown_timeout; stopping it: what it did not deliver is read again");
-                    hard.cancel();
-                    match tokio::time::timeout(HARD_GRACE, &mut handle).await {
-                        Ok(r) => report(r),
-                        Err(_) => {
-                            abort.abort();
-                            report(handle.await)
-                        }
-                    }
-                }
-            };
+            let r = stop_source(&name, run, limit).await;
             self.retired_reports.push((name, r));
         }
+        let mut errors = Vec::new();
         for name in sources.coming() {
             let out = live
                 .get(&Node::Source(name.clone()))
                 .cloned()
                 .unwrap_or_default();
-            if let Err(e) = self.spawn_source(name, &new, out) {
+            if let Err(e) = self.spawn_source(name, new, out) {
                 errors.push(e);
             }
         }
-        self.cfg = new;
-        Ok((changes, errors))
+        errors
     }
 
     fn is_empty(&self) -> bool {
         self.sources.is_empty() && self.transforms.is_empty() && self.sinks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        let text = format!(
+            "data_dir = \"/tmp/trailship-plan\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"/tmp/t/**\"]\n[sinks.out]\ntype = \"console\"\ninputs = [\"trail\"]\n{extra}"
+        );
+        Config::parse(&text, "test").expect("a valid config")
+    }
+
+    const DLQ: &str = "[sinks.siem]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"http://127.0.0.1:1/\"\ndead_letter = \"dlq\"\n[sinks.dlq]\ntype = \"file\"\npath = \"/tmp/dlq.ndjson\"\n";
+
+    #[test]
+    fn the_same_config_changes_nothing() {
+        let p = plan(&cfg(DLQ), &cfg(DLQ), true).unwrap();
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+    }
+
+    #[test]
+    fn a_sink_dead_lettering_into_a_rebuilt_sink_is_rebuilt_too() {
+        let changed = DLQ.replace("/tmp/dlq.ndjson", "/tmp/dlq2.ndjson");
+        let p = plan(&cfg(DLQ), &cfg(&changed), true).unwrap();
+        assert_eq!(p.changes.changed, vec!["sink dlq", "sink siem"]);
+        assert!(p.changes.added.is_empty() && p.changes.removed.is_empty());
+        assert!(p.sources.going().next().is_none());
+    }
+
+    #[test]
+    fn added_and_removed_components_are_named_by_kind() {
+        let more = "[transforms.writes]\ntype = \"filter\"\ninputs = [\"trail\"]\nread_only = false\n[sinks.w]\ntype = \"console\"\ninputs = [\"writes\"]\n";
+        let p = plan(&cfg(""), &cfg(more), true).unwrap();
+        assert_eq!(p.changes.added, vec!["transform writes", "sink w"]);
+        let back = plan(&cfg(more), &cfg(""), true).unwrap();
+        assert_eq!(back.changes.removed, vec!["transform writes", "sink w"]);
+        assert_eq!(back.transforms.going().count(), 1);
+        assert_eq!(back.transforms.coming().count(), 0);
+    }
+
+    #[test]
+    fn a_new_data_dir_is_refused_while_running_but_not_at_start() {
+        let moved = cfg("");
+        let mut old = cfg("");
+        old.data_dir = "/tmp/elsewhere".into();
+        let e = plan(&old, &moved, true).err().expect("refused");
+        assert!(e.contains("data_dir changed"), "{e}");
+        assert!(plan(&old, &moved, false).is_ok());
     }
 }
