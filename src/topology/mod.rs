@@ -3,6 +3,7 @@
 //! rebuild only what changed (`reload`).
 
 pub mod config;
+mod error;
 pub mod graph;
 mod reload;
 
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::{Config, DEFAULT_CONFIG, SinkSpec, SourceSpec, TransformSpec};
+pub use self::error::TopologyError;
 use self::graph::Node;
 pub use self::reload::Changes;
 use crate::buffer;
@@ -133,9 +135,11 @@ async fn send_all(bufs: &mut [Batch], outs: &[Fanout], labels: &[(&'static str, 
 }
 
 /// Start every component of a checked config.
-pub async fn start(cfg: Config, once: bool, handles: Handles) -> Result<Running, String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
+pub async fn start(cfg: Config, once: bool, handles: Handles) -> Result<Running, TopologyError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| TopologyError::DataDir {
+        path: cfg.data_dir.clone(),
+        message: e.to_string(),
+    })?;
     let empty = Config {
         data_dir: cfg.data_dir.clone(),
         api: cfg.api.clone(),
@@ -182,7 +186,7 @@ impl Running {
         self.sources.values().all(|s| s.handle.is_finished())
     }
 
-    fn spawn_source(&mut self, name: &str, cfg: &Config, out: Fanout) -> Result<(), String> {
+    fn spawn_source(&mut self, name: &str, cfg: &Config, out: Fanout) -> Result<(), TopologyError> {
         let Some(spec) = cfg.sources.get(name) else {
             return Ok(());
         };
@@ -200,7 +204,10 @@ impl Running {
         let handle = spec
             .config
             .spawn(ctx)
-            .map_err(|e| format!("source {name}: {e}"))?;
+            .map_err(|message| TopologyError::Source {
+                name: name.to_string(),
+                message,
+            })?;
         self.sources
             .insert(name.to_string(), SourceRun { stop, hard, handle });
         Ok(())
@@ -229,7 +236,7 @@ impl Running {
         name: &str,
         cfg: &Config,
         rx: mpsc::Receiver<Batch>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TopologyError> {
         let Some(s) = cfg.sinks.get(name) else {
             return Ok(());
         };
@@ -238,7 +245,10 @@ impl Running {
                 self.sinks
                     .get(target)
                     .and_then(|r| r.tx.clone())
-                    .ok_or_else(|| format!("sink {name}: dead_letter `{target}` is no sink"))?,
+                    .ok_or_else(|| TopologyError::Sink {
+                        name: name.to_string(),
+                        message: format!("dead_letter `{target}` is no sink"),
+                    })?,
             ),
             None => None,
         };
@@ -257,7 +267,11 @@ impl Running {
                 hard_stop: run.hard.clone(),
                 outcome: self.outcome.clone(),
             },
-        )?;
+        )
+        .map_err(|message| TopologyError::Buffer {
+            sink: name.to_string(),
+            message,
+        })?;
         run.buffer = tasks;
         let wiring = SinkWiring {
             dead_letter_tx,
@@ -268,7 +282,10 @@ impl Running {
         run.task = Some(
             s.config
                 .spawn(name.into(), rx, s.common.clone(), wiring)
-                .map_err(|e| format!("sink {name}: {}", e.message))?,
+                .map_err(|e| TopologyError::Sink {
+                    name: name.to_string(),
+                    message: e.message,
+                })?,
         );
         Ok(())
     }

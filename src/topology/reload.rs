@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{ConsumerRun, Fanout, Running, SourceRun, report};
+use super::{ConsumerRun, Fanout, Running, SourceRun, TopologyError, report};
 use crate::core::Batch;
 use crate::topology::Config;
 use crate::topology::graph::{Node, resolve};
@@ -129,14 +129,16 @@ async fn retire(
 fn build_transforms(
     new: &Config,
     transforms: &Diff,
-) -> Result<BTreeMap<String, Box<dyn Transform>>, String> {
+) -> Result<BTreeMap<String, Box<dyn Transform>>, TopologyError> {
     let mut built = BTreeMap::new();
     for name in transforms.coming() {
         if let Some(t) = new.transforms.get(name) {
-            let b = t
-                .config
-                .build(name, Some(&new.data_dir))
-                .map_err(|e| format!("transform {name}: {}", e.message))?;
+            let b = t.config.build(name, Some(&new.data_dir)).map_err(|e| {
+                TopologyError::Transform {
+                    name: name.clone(),
+                    message: e.message,
+                }
+            })?;
             built.insert(name.clone(), b);
         }
     }
@@ -147,7 +149,7 @@ fn build_transforms(
 fn consumers_of(
     new: &Config,
     running: &Running,
-) -> Result<BTreeMap<Node, Vec<mpsc::Sender<Batch>>>, String> {
+) -> Result<BTreeMap<Node, Vec<mpsc::Sender<Batch>>>, TopologyError> {
     let mut targets: BTreeMap<Node, Vec<mpsc::Sender<Batch>>> = BTreeMap::new();
     let consumers = new
         .transforms
@@ -164,7 +166,10 @@ fn consumers_of(
         };
         let mut seen = BTreeSet::new();
         for input in ins {
-            let node = resolve(new, input)?;
+            let node = resolve(new, input).map_err(|message| TopologyError::Input {
+                input: input.clone(),
+                message,
+            })?;
             // The same consumer named twice for one output still gets each event once.
             if seen.insert(node.clone()) {
                 targets.entry(node).or_default().push(tx.clone());
@@ -220,13 +225,12 @@ struct Plan {
 }
 
 /// The diff of `old` and `new`, or why `new` cannot replace `old` while it runs.
-fn plan(old: &Config, new: &Config, running: bool) -> Result<Plan, String> {
+fn plan(old: &Config, new: &Config, running: bool) -> Result<Plan, TopologyError> {
     if new.data_dir != old.data_dir && running {
-        return Err(format!(
-            "data_dir changed ({} → {}): checkpoints and buffers live there; restart to move it",
-            old.data_dir.display(),
-            new.data_dir.display()
-        ));
+        return Err(TopologyError::DataDirChanged {
+            old: old.data_dir.clone(),
+            new: new.data_dir.clone(),
+        });
     }
     let sources = Diff::of(&old.sources, &new.sources, |s| &s.table);
     let transforms = Diff::of(&old.transforms, &new.transforms, |t| &t.table);
@@ -269,7 +273,10 @@ type Going = (Vec<(String, ConsumerRun)>, Vec<(String, ConsumerRun)>);
 impl Running {
     /// Check `new` against what runs, then apply it. `Err`: rejected, nothing was touched.
     /// `Ok`: what changed, and the components that could not start (their inputs wait).
-    pub async fn apply(&mut self, new: Config) -> Result<(Changes, Vec<String>), String> {
+    pub async fn apply(
+        &mut self,
+        new: Config,
+    ) -> Result<(Changes, Vec<TopologyError>), TopologyError> {
         let plan = plan(&self.cfg, &new, !self.is_empty())?;
         if plan.changes.is_empty() {
             self.cfg.shutdown_timeout = new.shutdown_timeout;
@@ -332,7 +339,7 @@ impl Running {
     /// Rewire every output at once; returns the live outputs. Outputs of removed components
     /// keep their consumers: what the old component still holds reaches them, and they end
     /// when it does.
-    fn rewire(&mut self, new: &Config) -> Result<BTreeMap<Node, Fanout>, String> {
+    fn rewire(&mut self, new: &Config) -> Result<BTreeMap<Node, Fanout>, TopologyError> {
         let mut targets = consumers_of(new, self)?;
         let nodes = new.sources.keys().map(|n| Node::Source(n.clone())).chain(
             new.transforms.iter().flat_map(|(n, t)| {
@@ -398,7 +405,7 @@ impl Running {
         sinks: &Diff,
         mut inputs: BTreeMap<String, mpsc::Receiver<Batch>>,
         old: Vec<(String, ConsumerRun)>,
-    ) -> Vec<String> {
+    ) -> Vec<TopologyError> {
         let mut waiting = Vec::new();
         let mut hard = Vec::new();
         for (name, run) in old {
@@ -431,7 +438,7 @@ impl Running {
         new: &Config,
         sources: &Diff,
         live: &BTreeMap<Node, Fanout>,
-    ) -> Vec<String> {
+    ) -> Vec<TopologyError> {
         let limit = new.shutdown_timeout;
         let stopped: Vec<(String, SourceRun)> = sources
             .going()
@@ -504,7 +511,7 @@ mod tests {
         let mut old = cfg("");
         old.data_dir = "/tmp/elsewhere".into();
         let e = plan(&old, &moved, true).err().expect("refused");
-        assert!(e.contains("data_dir changed"), "{e}");
+        assert!(e.to_string().contains("data_dir changed"), "{e}");
         assert!(plan(&old, &moved, false).is_ok());
     }
 }
