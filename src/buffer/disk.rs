@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::reader::{self, Reader};
 use super::writer::Writer;
-use super::{Attach, WhenFull, segment};
+use super::{Attach, BufferError, WhenFull, segment};
 use crate::checkpoint::CheckpointStore;
 use crate::core::Batch;
 
@@ -44,17 +44,19 @@ fn segment_size(max_size: u64) -> u64 {
     (max_size / 8).clamp(1 << 20, 64 << 20)
 }
 
-fn open(dir: &Path, sink: &Arc<str>, max_size: u64) -> Result<(Shared, Vec<u64>), String> {
-    let ctx = |what: &str, e: std::io::Error| {
-        format!("sink {sink}: disk buffer {}: {what}: {e}", dir.display())
+fn open(dir: &Path, sink: &Arc<str>, max_size: u64) -> Result<(Shared, Vec<u64>), BufferError> {
+    let ctx = |what: &str, source: std::io::Error| BufferError::Dir {
+        sink: sink.to_string(),
+        dir: dir.to_path_buf(),
+        what: what.to_string(),
+        source,
     };
     fs::create_dir_all(dir).map_err(|e| ctx("cannot create the directory", e))?;
     let lock = File::create(dir.join("lock")).map_err(|e| ctx("cannot create its lock file", e))?;
-    lock.try_lock().map_err(|e| {
-        format!(
-            "sink {sink}: disk buffer {} is in use by another process ({e}); each trailship needs its own data_dir",
-            dir.display()
-        )
+    lock.try_lock().map_err(|source| BufferError::Locked {
+        sink: sink.to_string(),
+        dir: dir.to_path_buf(),
+        source,
     })?;
     let ids = segment::list(dir).map_err(|e| ctx("cannot list it", e))?;
     let mut used = 0;
@@ -82,7 +84,7 @@ pub fn spawn(
     max_size: u64,
     when_full: WhenFull,
     at: Attach<'_>,
-) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), String> {
+) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), BufferError> {
     let dir = at.data_dir.join("buffers").join(&*at.sink);
     let (shared, ids) = open(&dir, &at.sink, max_size)?;
     let shared = Arc::new(shared);

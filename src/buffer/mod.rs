@@ -6,9 +6,12 @@
 //! Without a `buffer` key a sink reads its input channel directly (4 batches).
 
 mod disk;
+mod error;
 mod memory;
 mod reader;
 pub mod segment;
+
+pub use error::BufferError;
 mod writer;
 
 use std::path::Path;
@@ -97,7 +100,7 @@ pub fn attach(
     cfg: Option<&BufferConfig>,
     rx: mpsc::Receiver<Batch>,
     at: Attach<'_>,
-) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), String> {
+) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), BufferError> {
     match cfg {
         None => Ok((rx, Vec::new())),
         Some(BufferConfig::Memory { max_events }) => {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::BufferError;
 use super::disk::{Frontier, Shared};
 use super::segment::{self, Item};
 use crate::checkpoint::CheckpointStore;
@@ -41,10 +42,11 @@ pub struct Pos {
 }
 
 /// The saved delivered position, if any.
-pub fn load_position(store: &CheckpointStore, sink: &str) -> Result<Option<Pos>, String> {
-    store
-        .load()
-        .map_err(|e| format!("sink {sink}: disk buffer position: {e}"))
+pub fn load_position(store: &CheckpointStore, sink: &str) -> Result<Option<Pos>, BufferError> {
+    store.load().map_err(|e| BufferError::Position {
+        sink: sink.to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::disk::{Frontier, Shared};
-use super::{WhenFull, segment};
+use super::{BufferError, WhenFull, segment};
 use crate::core::Batch;
 use crate::core::event::Event;
 use crate::telemetry;
@@ -33,28 +33,24 @@ pub struct Writer {
     pending: Vec<Event>,
 }
 
-fn create_segment(shared: &Shared, id: u64) -> Result<File, String> {
+fn create_segment(shared: &Shared, id: u64) -> Result<File, BufferError> {
     let path = segment::path(&shared.dir, id);
     let f = OpenOptions::new()
         .create_new(true)
         .append(true)
         .open(&path)
-        .map_err(|e| {
-            format!(
-                "sink {}: cannot create buffer segment {}: {e}",
-                shared.sink,
-                path.display()
-            )
+        .map_err(|source| BufferError::CreateSegment {
+            sink: shared.sink.to_string(),
+            path: path.clone(),
+            source,
         })?;
     // The new name must survive a crash as well as its contents.
     File::open(&shared.dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| {
-            format!(
-                "sink {}: cannot sync {}: {e}",
-                shared.sink,
-                shared.dir.display()
-            )
+        .map_err(|source| BufferError::SyncDir {
+            sink: shared.sink.to_string(),
+            dir: shared.dir.clone(),
+            source,
         })?;
     Ok(f)
 }
@@ -65,7 +61,7 @@ impl Writer {
         segment: u64,
         when_full: WhenFull,
         hard_stop: CancellationToken,
-    ) -> Result<Writer, String> {
+    ) -> Result<Writer, BufferError> {
         let file = create_segment(&shared, segment)?;
         Ok(Writer {
             shared,

@@ -268,9 +268,9 @@ impl Running {
                 outcome: self.outcome.clone(),
             },
         )
-        .map_err(|message| TopologyError::Buffer {
+        .map_err(|e| TopologyError::Buffer {
             sink: name.to_string(),
-            message,
+            message: e.to_string(),
         })?;
         run.buffer = tasks;
         let wiring = SinkWiring {
