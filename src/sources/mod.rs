@@ -71,7 +71,7 @@ impl SourceConfig {
     pub fn spawn(
         &self,
         ctx: SourceContext,
-    ) -> Result<tokio::task::JoinHandle<SourceReport>, String> {
+    ) -> Result<tokio::task::JoinHandle<SourceReport>, util::kind::StartError> {
         self.source.spawn(ctx)
     }
 

@@ -201,13 +201,10 @@ impl Running {
             hard_stop: hard.clone(),
             progress: self.progress.clone(),
         };
-        let handle = spec
-            .config
-            .spawn(ctx)
-            .map_err(|message| TopologyError::Source {
-                name: name.to_string(),
-                message,
-            })?;
+        let handle = spec.config.spawn(ctx).map_err(|e| TopologyError::Source {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
         self.sources
             .insert(name.to_string(), SourceRun { stop, hard, handle });
         Ok(())

@@ -24,6 +24,7 @@ use crate::config::{FieldError, units};
 use crate::core::ack::UnitDone;
 use crate::core::run::{SourceContext, SourceReport};
 use crate::sources::util::integrity;
+use crate::sources::util::kind::StartError;
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -126,14 +127,13 @@ impl FileSourceConfig {
 pub fn spawn(
     cfg: FileSourceConfig,
     ctx: SourceContext,
-) -> Result<JoinHandle<SourceReport>, String> {
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)?;
-    let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(|e| e.to_string())?;
-    let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(|e| e.to_string())?;
+) -> Result<JoinHandle<SourceReport>, StartError> {
+    let cwd = std::env::current_dir().map_err(StartError::CurrentDir)?;
+    let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd).map_err(StartError::Setting)?;
+    let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(StartError::Checkpoint)?;
+    let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(StartError::Checkpoint)?;
     let integrity = if cfg.digests.validate_digests {
-        let keys = integrity::keys(&cfg.digests.public_keys)?;
+        let keys = integrity::keys(&cfg.digests.public_keys).map_err(StartError::Setting)?;
         let watches = matcher
             .roots()
             .iter()
@@ -485,7 +485,10 @@ impl crate::sources::util::kind::Source for FileSourceConfig {
     fn spawn(
         &self,
         ctx: crate::core::run::SourceContext,
-    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+    ) -> Result<
+        tokio::task::JoinHandle<crate::core::run::SourceReport>,
+        crate::sources::util::kind::StartError,
+    > {
         spawn(self.clone(), ctx)
     }
     fn as_any(&self) -> &dyn std::any::Any {

@@ -28,6 +28,7 @@ use crate::config::{FieldError, units};
 use crate::core::ack::{UnitDone, UnitHandle};
 use crate::core::run::Progress;
 use crate::core::run::{SourceContext, SourceReport};
+use crate::sources::util::kind::StartError;
 use crate::sources::util::object::{KeyFilter, ObjectError, ObjectReader};
 use crate::telemetry;
 
@@ -137,13 +138,19 @@ struct State {
     failed: Vec<String>,
 }
 
-pub fn spawn(cfg: S3SourceConfig, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String> {
-    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude).map_err(|e| e.message)?;
-    let bounds = cfg.bounds().map_err(|e| e.message)?;
+pub fn spawn(
+    cfg: S3SourceConfig,
+    ctx: SourceContext,
+) -> Result<JoinHandle<SourceReport>, StartError> {
+    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude)?;
+    let bounds = cfg.bounds()?;
     // Its own file: a backfill may take the name of a file source, whose checkpoint must stay.
     let store = CheckpointStore::open(&ctx.data_dir, &format!("{}.s3", ctx.name))
-        .map_err(|e| e.to_string())?;
-    let mut state: State = store.load().map_err(|e| e.to_string())?.unwrap_or_default();
+        .map_err(StartError::Checkpoint)?;
+    let mut state: State = store
+        .load()
+        .map_err(StartError::Checkpoint)?
+        .unwrap_or_default();
     if state.scope != cfg.scope() {
         if !state.scope.is_empty() {
             tracing::info!(source = %ctx.name, was = %state.scope, now = %cfg.scope(), "bucket, prefix or time range changed: starting from the beginning");
@@ -697,7 +704,10 @@ impl crate::sources::util::kind::Source for S3SourceConfig {
     fn spawn(
         &self,
         ctx: crate::core::run::SourceContext,
-    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+    ) -> Result<
+        tokio::task::JoinHandle<crate::core::run::SourceReport>,
+        crate::sources::util::kind::StartError,
+    > {
         spawn(self.clone(), ctx)
     }
     fn aws(&self) -> Option<&crate::aws::AwsAccess> {

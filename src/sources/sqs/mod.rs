@@ -25,6 +25,7 @@ use crate::aws::{AwsAccess, sdk_error_text};
 use crate::config::{FieldError, units};
 use crate::core::ack::{UnitDone, UnitHandle};
 use crate::core::run::{SourceContext, SourceReport};
+use crate::sources::util::kind::StartError;
 use crate::sources::util::object::{KeyFilter, ObjectReader};
 use crate::telemetry;
 
@@ -107,8 +108,11 @@ impl SqsSourceConfig {
     }
 }
 
-pub fn spawn(cfg: SqsSourceConfig, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String> {
-    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude).map_err(|e| e.message)?;
+pub fn spawn(
+    cfg: SqsSourceConfig,
+    ctx: SourceContext,
+) -> Result<JoinHandle<SourceReport>, StartError> {
+    let keys = KeyFilter::new(&cfg.key_include, &cfg.key_exclude)?;
     Ok(tokio::spawn(run(cfg, ctx, keys)))
 }
 
@@ -466,7 +470,10 @@ impl crate::sources::util::kind::Source for SqsSourceConfig {
     fn spawn(
         &self,
         ctx: crate::core::run::SourceContext,
-    ) -> Result<tokio::task::JoinHandle<crate::core::run::SourceReport>, String> {
+    ) -> Result<
+        tokio::task::JoinHandle<crate::core::run::SourceReport>,
+        crate::sources::util::kind::StartError,
+    > {
         spawn(self.clone(), ctx)
     }
     fn aws(&self) -> Option<&crate::aws::AwsAccess> {

@@ -13,6 +13,27 @@ use crate::aws::AwsAccess;
 use crate::config::FieldError;
 use crate::core::run::{SourceContext, SourceReport};
 
+/// Why a source could not start; the topology names the source. It never starts then, and a
+/// reload that fixes its config starts it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    /// A setting that only fails when it is used (a glob, a key filter, a time bound, a key
+    /// file); the message names the key.
+    #[error("{0}")]
+    Setting(String),
+    /// The checkpoint store could not be opened or read (the message names its file).
+    #[error("{0}")]
+    Checkpoint(std::io::Error),
+}
+
+impl From<FieldError> for StartError {
+    fn from(e: FieldError) -> Self {
+        StartError::Setting(e.message)
+    }
+}
+
 /// One kind of source, as the registry knows it.
 pub struct SourceKind {
     /// The `type` that selects it.
@@ -29,7 +50,7 @@ pub trait Source: Debug + Send + Sync + Any {
     /// Compile what can be compiled (globs, bounds, digest options) without starting anything.
     fn check(&self) -> Vec<FieldError>;
     /// Prepare the source (open its checkpoint store: errors stop start-up) and start it.
-    fn spawn(&self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, String>;
+    fn spawn(&self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, StartError>;
     /// Its AWS access, for a source that reads from AWS.
     fn aws(&self) -> Option<&AwsAccess> {
         None
