@@ -261,28 +261,17 @@ pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::S
     },
 };
 
-impl crate::sinks::util::kind::Sink for EventBridgeSinkConfig {
-    fn check(&self) -> Result<(), crate::config::FieldError> {
+impl crate::sinks::util::kind::BuildSink for EventBridgeSinkConfig {
+    type Service = EventBridgeSink;
+    fn check_config(&self) -> Result<(), crate::config::FieldError> {
         self.check()
     }
-    fn spawn(
-        &self,
+    async fn build_service(
+        self,
         name: std::sync::Arc<str>,
-        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
-        common: crate::sinks::util::driver::SinkCommon,
-        wiring: crate::sinks::util::driver::SinkWiring,
-    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
-        let (c, n) = (self.clone(), name.clone());
-        Ok(crate::sinks::util::kind::spawn_with(
-            name,
-            rx,
-            common,
-            wiring,
-            async move {
-                let client = c.aws.eventbridge().await;
-                EventBridgeSink::new(n, c, client)
-            },
-        ))
+    ) -> Result<EventBridgeSink, crate::config::FieldError> {
+        let client = self.aws.eventbridge().await;
+        EventBridgeSink::new(name, self, client)
     }
 }
 

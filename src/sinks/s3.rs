@@ -289,27 +289,16 @@ pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::S
     },
 };
 
-impl crate::sinks::util::kind::Sink for S3SinkConfig {
-    fn check(&self) -> Result<(), crate::config::FieldError> {
+impl crate::sinks::util::kind::BuildSink for S3SinkConfig {
+    type Service = S3Sink;
+    fn check_config(&self) -> Result<(), crate::config::FieldError> {
         self.check().map(|_| ())
     }
-    fn spawn(
-        &self,
-        name: std::sync::Arc<str>,
-        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
-        common: crate::sinks::util::driver::SinkCommon,
-        wiring: crate::sinks::util::driver::SinkWiring,
-    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
-        let c = self.clone();
-        Ok(crate::sinks::util::kind::spawn_with(
-            name,
-            rx,
-            common,
-            wiring,
-            async move {
-                let client = c.aws.s3().await;
-                c.build(client)
-            },
-        ))
+    async fn build_service(
+        self,
+        _name: std::sync::Arc<str>,
+    ) -> Result<S3Sink, crate::config::FieldError> {
+        let client = self.aws.s3().await;
+        self.build(client)
     }
 }

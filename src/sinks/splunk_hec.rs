@@ -340,25 +340,16 @@ pub const KIND: crate::sinks::util::kind::SinkKind = crate::sinks::util::kind::S
     },
 };
 
-impl crate::sinks::util::kind::Sink for SplunkHecSinkConfig {
-    fn check(&self) -> Result<(), crate::config::FieldError> {
+impl crate::sinks::util::kind::BuildSink for SplunkHecSinkConfig {
+    type Service = SplunkHecSink;
+    fn check_config(&self) -> Result<(), crate::config::FieldError> {
         self.check()
     }
-    fn spawn(
-        &self,
+    async fn build_service(
+        self,
         name: std::sync::Arc<str>,
-        rx: tokio::sync::mpsc::Receiver<crate::core::Batch>,
-        common: crate::sinks::util::driver::SinkCommon,
-        wiring: crate::sinks::util::driver::SinkWiring,
-    ) -> Result<tokio::task::JoinHandle<()>, crate::config::FieldError> {
-        let (c, n) = (self.clone(), name.clone());
-        Ok(crate::sinks::util::kind::spawn_with(
-            name,
-            rx,
-            common,
-            wiring,
-            async move { c.build(&n) },
-        ))
+    ) -> Result<SplunkHecSink, crate::config::FieldError> {
+        self.build(&name)
     }
 }
 

@@ -42,6 +42,36 @@ pub trait Sink: Debug + Send + Sync {
     ) -> Result<JoinHandle<()>, FieldError>;
 }
 
+/// A sink whose service is built when it starts (an AWS client from the credential chain, an
+/// HTTP client with its TLS settings): it gets `Sink` from this, and its start runs through
+/// `spawn_with` (a service that cannot be built stops the pipeline and says why).
+pub trait BuildSink: Debug + Clone + Send + Sync + 'static {
+    type Service: SinkService;
+    /// Compile what can be compiled without starting anything.
+    fn check_config(&self) -> Result<(), FieldError>;
+    /// Build the service of the sink named `name`.
+    fn build_service(
+        self,
+        name: Arc<str>,
+    ) -> impl Future<Output = Result<Self::Service, FieldError>> + Send;
+}
+
+impl<T: BuildSink> Sink for T {
+    fn check(&self) -> Result<(), FieldError> {
+        self.check_config()
+    }
+    fn spawn(
+        &self,
+        name: Arc<str>,
+        rx: mpsc::Receiver<Batch>,
+        common: SinkCommon,
+        wiring: SinkWiring,
+    ) -> Result<JoinHandle<()>, FieldError> {
+        let build = self.clone().build_service(name.clone());
+        Ok(spawn_with(name, rx, common, wiring, build))
+    }
+}
+
 /// A kind's `parse` for a config read with serde alone.
 pub fn parse_with<C>(table: toml::Table) -> Result<Arc<dyn Sink>, FieldError>
 where

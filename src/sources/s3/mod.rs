@@ -695,26 +695,18 @@ pub const KIND: crate::sources::util::kind::SourceKind = crate::sources::util::k
     },
 };
 
-impl crate::sources::util::kind::Source for S3SourceConfig {
-    fn check(&self) -> Vec<crate::config::FieldError> {
-        let mut errs = S3SourceConfig::check(self);
-        errs.extend(self.digests.check());
-        errs
+impl crate::sources::util::kind::SourceParts for S3SourceConfig {
+    fn check_own(&self) -> Vec<crate::config::FieldError> {
+        self.check()
     }
-    fn spawn(
-        &self,
-        ctx: crate::core::run::SourceContext,
-    ) -> Result<
-        tokio::task::JoinHandle<crate::core::run::SourceReport>,
-        crate::sources::util::kind::StartError,
-    > {
-        spawn(self.clone(), ctx)
+    fn digests(&self) -> &crate::sources::util::integrity::DigestOptions {
+        &self.digests
     }
-    fn aws(&self) -> Option<&crate::aws::AwsAccess> {
+    fn aws_access(&self) -> Option<&crate::aws::AwsAccess> {
         Some(&self.aws)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    fn start(self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, StartError> {
+        spawn(self, ctx)
     }
 }
 

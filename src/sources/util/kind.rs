@@ -45,6 +45,38 @@ pub struct SourceKind {
     pub parse: fn(toml::Table, DigestOptions) -> Result<Arc<dyn Source>, FieldError>,
 }
 
+/// What a source's config gives to be a `Source` (every source kind implements this; the
+/// digest checks and the rest of `Source` come with it).
+pub trait SourceParts: Debug + Clone + Send + Sync + 'static {
+    /// Its own checks (globs, bounds, filters); the digest options are checked as well.
+    fn check_own(&self) -> Vec<FieldError>;
+    /// `validate_digests` and its keys.
+    fn digests(&self) -> &DigestOptions;
+    /// Its AWS access, for a source that reads from AWS.
+    fn aws_access(&self) -> Option<&AwsAccess> {
+        None
+    }
+    /// Prepare (open the checkpoint store) and start it.
+    fn start(self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, StartError>;
+}
+
+impl<T: SourceParts> Source for T {
+    fn check(&self) -> Vec<FieldError> {
+        let mut errs = self.check_own();
+        errs.extend(self.digests().check());
+        errs
+    }
+    fn spawn(&self, ctx: SourceContext) -> Result<JoinHandle<SourceReport>, StartError> {
+        self.clone().start(ctx)
+    }
+    fn aws(&self) -> Option<&AwsAccess> {
+        self.aws_access()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// A configured source: what `validate` checks and the topology starts.
 pub trait Source: Debug + Send + Sync + Any {
     /// Compile what can be compiled (globs, bounds, digest options) without starting anything.
