@@ -101,20 +101,18 @@ fn print_errors(errs: &[ConfigError]) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let format = cli.log_format;
     match cli.command {
         Command::Lookup(args) => {
-            telemetry::init_logging(cli.log_format, "warn");
+            telemetry::init_logging(format, "warn");
             match trailship::cli::lookup::run(*args, Box::new(std::io::stdout())) {
                 Ok(o) if o.unreadable > 0 => ExitCode::from(EXIT_BAD_INPUT),
                 Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Err(e) => fail(e),
             }
         }
         Command::Verify(args) => {
-            telemetry::init_logging(cli.log_format, "warn");
+            telemetry::init_logging(format, "warn");
             match trailship::integrity::run(&args) {
                 Ok(r) => {
                     trailship::cli::verify::print(&r);
@@ -124,104 +122,116 @@ fn main() -> ExitCode {
                         ExitCode::from(EXIT_INTEGRITY)
                     }
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Err(e) => fail(e),
             }
         }
         Command::Top(args) => {
-            telemetry::init_logging(cli.log_format, "warn");
+            telemetry::init_logging(format, "warn");
             match trailship::cli::top::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Err(e) => fail(e),
             }
         }
         Command::Version => {
             println!("trailship {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Validate { config } => match Config::load(&config) {
-            Ok(cfg) => {
-                println!(
-                    "{}: valid ({} sources, {} transforms, {} sinks)",
-                    config.display(),
-                    cfg.sources.len(),
-                    cfg.transforms.len(),
-                    cfg.sinks.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errs) => {
-                print_errors(&errs);
-                eprintln!("{}: {} problem(s); not valid", config.display(), errs.len());
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
+        Command::Validate { config } => validate(&config),
         Command::Run {
             config,
             once,
             watch_config,
-        } => {
-            telemetry::init_logging(cli.log_format, "info");
-            let cfg = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(errs) => {
-                    print_errors(&errs);
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            let Some(rt) = runtime() else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            let opts = RunOptions {
-                config_path: config,
-                once,
-                watch_config,
-                progress: None,
-            };
-            ExitCode::from(rt.block_on(daemon::run(cfg, opts)))
-        }
+        } => run(format, config, once, watch_config),
         Command::Backfill {
             req,
             config,
             no_progress,
-        } => {
-            let show = !no_progress && std::io::stderr().is_terminal();
-            // Under a progress bar, only warnings and errors (TRAILSHIP_LOG still rules).
-            telemetry::init_logging(cli.log_format, if show { "warn" } else { "info" });
-            let mut cfg = match Config::load(&config) {
-                Ok(c) => c,
-                Err(errs) => {
-                    print_errors(&errs);
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            if let Err(e) = backfill::apply(&mut cfg, &req) {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-            let Some(rt) = runtime() else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            rt.block_on(async move {
-                let progress = show.then(|| Arc::new(Progress::default()));
-                let display = progress.clone().map(backfill::Display::start);
-                let opts = RunOptions {
-                    config_path: None,
-                    once: true,
-                    watch_config: false,
-                    progress,
-                };
-                let code = ExitCode::from(daemon::run(cfg, opts).await);
-                if let Some(d) = display {
-                    d.finish();
-                }
-                code
-            })
+        } => run_backfill(format, &req, &config, no_progress),
+    }
+}
+
+/// A command's error on stderr, and the config status.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn validate(config: &std::path::Path) -> ExitCode {
+    match Config::load(config) {
+        Ok(cfg) => {
+            println!(
+                "{}: valid ({} sources, {} transforms, {} sinks)",
+                config.display(),
+                cfg.sources.len(),
+                cfg.transforms.len(),
+                cfg.sinks.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            print_errors(&errs);
+            eprintln!("{}: {} problem(s); not valid", config.display(), errs.len());
+            ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+fn run(format: LogFormat, config: Option<PathBuf>, once: bool, watch_config: bool) -> ExitCode {
+    telemetry::init_logging(format, "info");
+    let cfg = match load(config.as_ref()) {
+        Ok(c) => c,
+        Err(errs) => {
+            print_errors(&errs);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let opts = RunOptions {
+        config_path: config,
+        once,
+        watch_config,
+        progress: None,
+    };
+    ExitCode::from(rt.block_on(daemon::run(cfg, opts)))
+}
+
+fn run_backfill(
+    format: LogFormat,
+    req: &backfill::Request,
+    config: &std::path::Path,
+    no_progress: bool,
+) -> ExitCode {
+    let show = !no_progress && std::io::stderr().is_terminal();
+    // Under a progress bar, only warnings and errors (TRAILSHIP_LOG still rules).
+    telemetry::init_logging(format, if show { "warn" } else { "info" });
+    let mut cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(errs) => {
+            print_errors(&errs);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = backfill::apply(&mut cfg, req) {
+        return fail(e);
+    }
+    let Some(rt) = runtime() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    rt.block_on(async move {
+        let progress = show.then(|| Arc::new(Progress::default()));
+        let display = progress.clone().map(backfill::Display::start);
+        let opts = RunOptions {
+            config_path: None,
+            once: true,
+            watch_config: false,
+            progress,
+        };
+        let code = ExitCode::from(daemon::run(cfg, opts).await);
+        if let Some(d) = display {
+            d.finish();
+        }
+        code
+    })
 }

@@ -62,7 +62,7 @@ impl Signals {
 
 /// Changes to the config file: its directory is watched (editors and ConfigMap updates
 /// replace the file rather than write it).
-fn watch_config(path: &Path) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>), String> {
+fn watch_config(path: &Path) -> Result<ConfigWatch, String> {
     use notify::Watcher;
     let (tx, rx) = mpsc::channel(1);
     let dir = path
@@ -187,8 +187,59 @@ async fn finish(
     }
 }
 
+type ConfigWatch = (notify::RecommendedWatcher, mpsc::Receiver<()>);
+
+/// Run until the sources are done (`--once`) or a stop signal; reload on SIGHUP or a changed
+/// config file. Returns the sources' reports.
+async fn serve(
+    running: &mut Running,
+    (signals, hup): (&mut Signals, &mut Option<Signal>),
+    mut watcher: Option<ConfigWatch>,
+    opts: &RunOptions,
+) -> Vec<(String, SourceReport)> {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    enum Step {
+        Tick,
+        Stop(&'static str),
+        Hup,
+        Changed,
+    }
+    loop {
+        let changed = async {
+            match watcher.as_mut() {
+                Some((_, rx)) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let step = tokio::select! {
+            _ = tick.tick() => Step::Tick,
+            sig = signals.stop() => Step::Stop(sig),
+            _ = next(hup) => Step::Hup,
+            Some(()) = changed, if !opts.once => Step::Changed,
+        };
+        match step {
+            Step::Tick if running.sources_finished() => {
+                return finish(running, signals, None).await;
+            }
+            Step::Tick => {}
+            Step::Stop(sig) => return finish(running, signals, Some(sig)).await,
+            Step::Hup if opts.once => tracing::warn!("SIGHUP: a --once run does not reload"),
+            Step::Hup => reload(running, opts.config_path.as_deref(), "SIGHUP").await,
+            Step::Changed => {
+                // Let the writer finish (editors write in steps), then read it once.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some((_, rx)) = watcher.as_mut() {
+                    while rx.try_recv().is_ok() {}
+                }
+                reload(running, opts.config_path.as_deref(), "config file changed").await;
+            }
+        }
+    }
+}
+
 pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
     let mut signals = Signals::new();
+    // Registered first: a SIGHUP while starting must not end the process (its default).
     let mut hup = signal(SignalKind::hangup()).ok();
     let health = Arc::new(Health::default());
     let _api = match &cfg.api {
@@ -243,49 +294,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> u8 {
     health.set_ready(true);
     systemd::ready("running");
     let _watchdog = systemd::spawn_watchdog();
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    enum Step {
-        Tick,
-        Stop(&'static str),
-        Hup,
-        Changed,
-    }
-    let reports = loop {
-        let changed = async {
-            match watcher.as_mut() {
-                Some((_, rx)) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let step = tokio::select! {
-            _ = tick.tick() => Step::Tick,
-            sig = signals.stop() => Step::Stop(sig),
-            _ = next(&mut hup) => Step::Hup,
-            Some(()) = changed, if !opts.once => Step::Changed,
-        };
-        match step {
-            Step::Tick if running.sources_finished() => {
-                break finish(&mut running, &mut signals, None).await;
-            }
-            Step::Tick => {}
-            Step::Stop(sig) => break finish(&mut running, &mut signals, Some(sig)).await,
-            Step::Hup if opts.once => tracing::warn!("SIGHUP: a --once run does not reload"),
-            Step::Hup => reload(&mut running, opts.config_path.as_deref(), "SIGHUP").await,
-            Step::Changed => {
-                // Let the writer finish (editors write in steps), then read it once.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if let Some((_, rx)) = watcher.as_mut() {
-                    while rx.try_recv().is_ok() {}
-                }
-                reload(
-                    &mut running,
-                    opts.config_path.as_deref(),
-                    "config file changed",
-                )
-                .await;
-            }
-        }
-    };
+    let reports = serve(&mut running, (&mut signals, &mut hup), watcher, &opts).await;
     if let Some(o) = otel {
         // The SDK's shutdown blocks until the last export, which runs on this runtime.
         let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
