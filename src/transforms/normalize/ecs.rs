@@ -139,86 +139,127 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
     let mut o = Map::new();
     let name = s(&r["eventName"]).unwrap_or("");
     let source = s(&r["eventSource"]).unwrap_or("");
-    let id = &r["userIdentity"];
-    let issuer = &id["sessionContext"]["sessionIssuer"];
-    let sign_in_failed = s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
-    let failed = s(&r["errorCode"]).is_some() || sign_in_failed;
     set(&mut o, "@timestamp", ts.into());
     set(&mut o, "ecs.version", "8.11.0".into());
-    set(&mut o, "event.kind", "event".into());
-    set(&mut o, "event.dataset", "aws.cloudtrail".into());
-    set(&mut o, "event.module", "aws".into());
-    set(&mut o, "event.action", str_v(Some(name)));
-    set(&mut o, "event.provider", str_v(Some(source)));
-    set(&mut o, "event.id", str_v(s(&r["eventID"])));
+    event_fields(&mut o, r, name, source, raw);
+    cloud_fields(&mut o, r, source);
+    let related = user_fields(&mut o, r, source);
+    source_fields(&mut o, r);
+    entities(&mut o, r);
+    if let Some(tls) = r["tlsDetails"].as_object() {
+        tls_fields(&mut o, tls);
+    }
+    if !related.is_empty() {
+        set(&mut o, "related.user", json!(related));
+    }
+    cloudtrail_fields(&mut o, r);
+    Some(Value::Object(o))
+}
+
+/// A field under `aws.cloudtrail.`.
+fn ct(o: &mut Map<String, Value>, k: &str, v: Value) {
+    set(o, &format!("aws.cloudtrail.{k}"), v)
+}
+
+/// `event.*`: kind, action, provider, outcome, the original, category and type.
+fn event_fields(o: &mut Map<String, Value>, r: &Value, name: &str, source: &str, raw: &str) {
+    let sign_in_failed = s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
+    let failed = s(&r["errorCode"]).is_some() || sign_in_failed;
+    set(o, "event.kind", "event".into());
+    set(o, "event.dataset", "aws.cloudtrail".into());
+    set(o, "event.module", "aws".into());
+    set(o, "event.action", str_v(Some(name)));
+    set(o, "event.provider", str_v(Some(source)));
+    set(o, "event.id", str_v(s(&r["eventID"])));
     set(
-        &mut o,
+        o,
         "event.outcome",
         (if failed { "failure" } else { "success" }).into(),
     );
-    set(&mut o, "event.original", raw.into());
+    set(o, "event.original", raw.into());
     let (category, types) = categorize(source, name, r["readOnly"].as_bool());
     if !category.is_empty() {
-        set(&mut o, "event.category", json!(category));
+        set(o, "event.category", json!(category));
     }
-    set(&mut o, "event.type", json!(types));
-    set(&mut o, "cloud.provider", "aws".into());
-    set(&mut o, "cloud.region", str_v(s(&r["awsRegion"])));
+    set(o, "event.type", json!(types));
+}
+
+/// `cloud.*`: provider, region, account, service.
+fn cloud_fields(o: &mut Map<String, Value>, r: &Value, source: &str) {
+    set(o, "cloud.provider", "aws".into());
+    set(o, "cloud.region", str_v(s(&r["awsRegion"])));
     set(
-        &mut o,
+        o,
         "cloud.account.id",
-        str_v(s(&r["recipientAccountId"]).or(s(&id["accountId"]))),
+        str_v(s(&r["recipientAccountId"]).or(s(&r["userIdentity"]["accountId"]))),
     );
-    let mut related_users: Vec<String> = Vec::new();
+    if let Some(svc) = source.strip_suffix(".amazonaws.com") {
+        set(o, "cloud.service.name", svc.into());
+    }
+}
+
+/// `user.*` (the caller, the IAM user a call acts on, an e-mail name); returns the users for
+/// `related.user`.
+fn user_fields(o: &mut Map<String, Value>, r: &Value, source: &str) -> Vec<String> {
+    let id = &r["userIdentity"];
+    let issuer = &id["sessionContext"]["sessionIssuer"];
+    let mut related: Vec<String> = Vec::new();
     let user_name = s(&id["userName"]).or(s(&issuer["userName"]));
-    set(&mut o, "user.name", str_v(user_name));
-    set(&mut o, "user.id", str_v(s(&id["principalId"])));
+    set(o, "user.name", str_v(user_name));
+    set(o, "user.id", str_v(s(&id["principalId"])));
     if let Some(u) = user_name {
-        related_users.push(u.into());
+        related.push(u.into());
     }
-    if let Some(addr) = s(&r["sourceIPAddress"]) {
-        set(&mut o, "source.address", addr.into());
-        if addr.parse::<std::net::IpAddr>().is_ok() {
-            set(&mut o, "source.ip", addr.into());
-            set(&mut o, "related.ip", json!([addr]));
-        } else {
-            set(&mut o, "source.domain", addr.into());
-        }
-    }
-    set(&mut o, "user_agent.original", str_v(s(&r["userAgent"])));
     // The user a call acts on (IAM), as ECS user.target.
     if source == "iam.amazonaws.com"
         && let Some(t) = s(&r["requestParameters"]["userName"])
     {
-        set(&mut o, "user.target.name", t.into());
-        related_users.push(t.into());
+        set(o, "user.target.name", t.into());
+        related.push(t.into());
     }
     if let Some(u) = user_name.filter(|u| u.contains('@')) {
-        set(&mut o, "user.email", u.into());
+        set(o, "user.email", u.into());
     }
     if let Some(p) = s(&id["principalId"]) {
-        related_users.insert(0, p.into());
+        related.insert(0, p.into());
     }
-    if let Some(svc) = source.strip_suffix(".amazonaws.com") {
-        set(&mut o, "cloud.service.name", svc.into());
+    related.dedup();
+    related
+}
+
+/// `source.*`: an IP address, or a service's domain; `user_agent.original`.
+fn source_fields(o: &mut Map<String, Value>, r: &Value) {
+    if let Some(addr) = s(&r["sourceIPAddress"]) {
+        set(o, "source.address", addr.into());
+        if addr.parse::<std::net::IpAddr>().is_ok() {
+            set(o, "source.ip", addr.into());
+            set(o, "related.ip", json!([addr]));
+        } else {
+            set(o, "source.domain", addr.into());
+        }
     }
-    // Entities: who acted (the identity's ARN, or the service), and what was acted on.
+    set(o, "user_agent.original", str_v(s(&r["userAgent"])));
+}
+
+/// Entities: who acted (the identity's ARN, or the service), and what was acted on.
+fn entities(o: &mut Map<String, Value>, r: &Value) {
+    let id = &r["userIdentity"];
     let actor = s(&id["arn"]).or(s(&id["invokedBy"]));
     if let Some(a) = actor {
-        set(&mut o, "actor.entity.id", json!([a]));
+        set(o, "actor.entity.id", json!([a]));
     }
     if let Some(a) = s(&id["arn"]) {
-        set(&mut o, "user.entity.id", json!([a]));
+        set(o, "user.entity.id", json!([a]));
     }
     if let Some(svc) = s(&id["invokedBy"]) {
-        set(&mut o, "service.name", svc.into());
-        set(&mut o, "service.entity.id", json!([svc]));
+        set(o, "service.name", svc.into());
+        set(o, "service.entity.id", json!([svc]));
     }
     let targets: Vec<&str> = super::resource_entries(r)
         .filter_map(|x| s(&x["ARN"]))
         .collect();
     if !targets.is_empty() {
-        set(&mut o, "target.entity.id", json!(targets));
+        set(o, "target.entity.id", json!(targets));
         let list: Vec<Value> = super::resource_entries(r)
             .map(|x| {
                 let mut m = Map::new();
@@ -228,91 +269,48 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
                 Value::Object(m)
             })
             .collect();
-        set(&mut o, "aws.cloudtrail.resources", Value::Array(list));
+        set(o, "aws.cloudtrail.resources", Value::Array(list));
     }
-    if let Some(tls) = r["tlsDetails"].as_object() {
-        if let Some(v) = tls.get("tlsVersion").and_then(|v| v.as_str()) {
-            // "TLSv1.3" → tls.version "1.3", tls.version_protocol "tls".
-            let (proto, ver) = v.split_once('v').unwrap_or(("", v));
-            set(&mut o, "tls.version", ver.into());
-            if !proto.is_empty() {
-                set(
-                    &mut o,
-                    "tls.version_protocol",
-                    proto.to_ascii_lowercase().into(),
-                );
-            }
+}
+
+/// `tls.*` from `tlsDetails`.
+fn tls_fields(o: &mut Map<String, Value>, tls: &Map<String, Value>) {
+    let text = |k: &str| tls.get(k).and_then(|v| v.as_str());
+    if let Some(v) = text("tlsVersion") {
+        // "TLSv1.3" → tls.version "1.3", tls.version_protocol "tls".
+        let (proto, ver) = v.split_once('v').unwrap_or(("", v));
+        set(o, "tls.version", ver.into());
+        if !proto.is_empty() {
+            set(o, "tls.version_protocol", proto.to_ascii_lowercase().into());
         }
-        set(
-            &mut o,
-            "tls.cipher",
-            str_v(tls.get("cipherSuite").and_then(|v| v.as_str())),
-        );
-        set(
-            &mut o,
-            "tls.client.server_name",
-            str_v(tls.get("clientProvidedHostHeader").and_then(|v| v.as_str())),
-        );
     }
-    if !related_users.is_empty() {
-        related_users.dedup();
-        set(&mut o, "related.user", json!(related_users));
-    }
-    let ct =
-        |o: &mut Map<String, Value>, k: &str, v: Value| set(o, &format!("aws.cloudtrail.{k}"), v);
-    ct(&mut o, "event_version", str_v(s(&r["eventVersion"])));
-    ct(&mut o, "event_type", str_v(s(&r["eventType"])));
-    ct(&mut o, "event_category", str_v(s(&r["eventCategory"])));
-    ct(
-        &mut o,
-        "recipient_account_id",
-        str_v(s(&r["recipientAccountId"])),
+    set(o, "tls.cipher", str_v(text("cipherSuite")));
+    set(
+        o,
+        "tls.client.server_name",
+        str_v(text("clientProvidedHostHeader")),
     );
-    ct(&mut o, "request_id", str_v(s(&r["requestID"])));
-    ct(&mut o, "shared_event_id", str_v(s(&r["sharedEventID"])));
-    ct(&mut o, "api_version", str_v(s(&r["apiVersion"])));
-    ct(&mut o, "vpc_endpoint_id", str_v(s(&r["vpcEndpointId"])));
-    ct(&mut o, "read_only", r["readOnly"].clone());
-    ct(&mut o, "management_event", r["managementEvent"].clone());
-    ct(&mut o, "error_code", str_v(s(&r["errorCode"])));
-    ct(&mut o, "error_message", str_v(s(&r["errorMessage"])));
-    ct(&mut o, "user_identity.type", str_v(s(&id["type"])));
-    ct(&mut o, "user_identity.arn", str_v(s(&id["arn"])));
-    ct(
-        &mut o,
-        "user_identity.access_key_id",
-        str_v(s(&id["accessKeyId"])),
-    );
-    ct(
-        &mut o,
-        "user_identity.invoked_by",
-        str_v(s(&id["invokedBy"])),
-    );
-    let attrs = &id["sessionContext"]["attributes"];
-    ct(
-        &mut o,
-        "user_identity.session_context.mfa_authenticated",
-        str_v(s(&attrs["mfaAuthenticated"])),
-    );
-    ct(
-        &mut o,
-        "user_identity.session_context.creation_date",
-        s(&attrs["creationDate"])
-            .and_then(timestamp)
-            .map_or(Value::Null, Value::String),
-    );
+}
+
+/// `aws.cloudtrail.*`: the record's own fields as Elastic's integration names them.
+fn cloudtrail_fields(o: &mut Map<String, Value>, r: &Value) {
     for (k, f) in [
-        ("type", "type"),
-        ("principal_id", "principalId"),
-        ("arn", "arn"),
-        ("account_id", "accountId"),
+        ("event_version", "eventVersion"),
+        ("event_type", "eventType"),
+        ("event_category", "eventCategory"),
+        ("recipient_account_id", "recipientAccountId"),
+        ("request_id", "requestID"),
+        ("shared_event_id", "sharedEventID"),
+        ("api_version", "apiVersion"),
+        ("vpc_endpoint_id", "vpcEndpointId"),
     ] {
-        ct(
-            &mut o,
-            &format!("user_identity.session_context.session_issuer.{k}"),
-            str_v(s(&issuer[f])),
-        );
+        ct(o, k, str_v(s(&r[f])));
     }
+    ct(o, "read_only", r["readOnly"].clone());
+    ct(o, "management_event", r["managementEvent"].clone());
+    ct(o, "error_code", str_v(s(&r["errorCode"])));
+    ct(o, "error_message", str_v(s(&r["errorMessage"])));
+    user_identity_fields(o, &r["userIdentity"]);
     for (k, f) in [
         ("request_parameters", "requestParameters"),
         ("response_elements", "responseElements"),
@@ -320,49 +318,79 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
     ] {
         let v = &r[f];
         if v.is_object() || v.is_array() {
-            ct(&mut o, k, java_text(v).into());
-            ct(&mut o, &format!("flattened.{k}"), v.clone());
+            ct(o, k, java_text(v).into());
+            ct(o, &format!("flattened.{k}"), v.clone());
         }
     }
     if super::is_sign_in(r) {
         let a = &r["additionalEventData"];
         ct(
-            &mut o,
+            o,
             "console_login.additional_eventdata.login_to",
             str_v(s(&a["LoginTo"])),
         );
         ct(
-            &mut o,
+            o,
             "console_login.additional_eventdata.mobile_version",
             yes(&a["MobileVersion"]),
         );
         ct(
-            &mut o,
+            o,
             "console_login.additional_eventdata.mfa_used",
             yes(&a["MFAUsed"]),
         );
     }
     if r["insightDetails"].is_object() {
-        ct(&mut o, "insight_details", r["insightDetails"].clone());
+        ct(o, "insight_details", r["insightDetails"].clone());
     }
     if let Some(tls) = r["tlsDetails"].as_object() {
+        let text = |k: &str| str_v(tls.get(k).and_then(|v| v.as_str()));
+        ct(o, "tls_details.tls_version", text("tlsVersion"));
+        ct(o, "tls_details.cipher_suite", text("cipherSuite"));
         ct(
-            &mut o,
-            "tls_details.tls_version",
-            str_v(tls.get("tlsVersion").and_then(|v| v.as_str())),
-        );
-        ct(
-            &mut o,
-            "tls_details.cipher_suite",
-            str_v(tls.get("cipherSuite").and_then(|v| v.as_str())),
-        );
-        ct(
-            &mut o,
+            o,
             "tls_details.client_provided_host_header",
-            str_v(tls.get("clientProvidedHostHeader").and_then(|v| v.as_str())),
+            text("clientProvidedHostHeader"),
         );
     }
-    Some(Value::Object(o))
+}
+
+/// `aws.cloudtrail.user_identity.*`, its session context and issuer.
+fn user_identity_fields(o: &mut Map<String, Value>, id: &Value) {
+    ct(o, "user_identity.type", str_v(s(&id["type"])));
+    ct(o, "user_identity.arn", str_v(s(&id["arn"])));
+    ct(
+        o,
+        "user_identity.access_key_id",
+        str_v(s(&id["accessKeyId"])),
+    );
+    ct(o, "user_identity.invoked_by", str_v(s(&id["invokedBy"])));
+    let attrs = &id["sessionContext"]["attributes"];
+    ct(
+        o,
+        "user_identity.session_context.mfa_authenticated",
+        str_v(s(&attrs["mfaAuthenticated"])),
+    );
+    ct(
+        o,
+        "user_identity.session_context.creation_date",
+        s(&attrs["creationDate"])
+            .and_then(timestamp)
+            .map_or(Value::Null, Value::String),
+    );
+    let issuer = &id["sessionContext"]["sessionIssuer"];
+    for (k, f) in [
+        ("type", "type"),
+        ("principal_id", "principalId"),
+        ("arn", "arn"),
+        ("account_id", "accountId"),
+    ] {
+        ct(
+            o,
+            &format!("user_identity.session_context.session_issuer.{k}"),
+            str_v(s(&issuer[f])),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -317,54 +317,96 @@ pub fn normalize(r: &Value) -> Option<Value> {
     let name = s(&r["eventName"]).unwrap_or("");
     let source = s(&r["eventSource"]).unwrap_or("");
     let id = &r["userIdentity"];
-    let error = s(&r["errorCode"]);
-    let sign_in = super::is_sign_in(r);
-    let login_failed =
-        sign_in && s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
-    let failed = error.is_some() || login_failed;
+    let c = class_of(r, name, source);
     let mut o = Map::new();
-    let (class_uid, class_name, category_uid, category_name, activity_id, caption) = if sign_in {
-        let (a, c) = if name == "ConsoleLogin" {
+    classification(&mut o, &c, name, failed(r));
+    put(&mut o, "status_code", opt(s(&r["errorCode"])));
+    put(&mut o, "status_detail", opt(s(&r["errorMessage"])));
+    o.insert("time".into(), time.into());
+    o.insert("time_dt".into(), when.into());
+    o.insert("metadata".into(), metadata(r));
+    o.insert("cloud".into(), cloud(r));
+    o.insert("src_endpoint".into(), src_endpoint(r));
+    if let Some(ua) = s(&r["userAgent"]) {
+        o.insert("http_request".into(), json!({ "user_agent": ua }));
+    }
+    put(&mut o, "resources", resources(r));
+    o.insert("actor".into(), actor(id));
+    match c.class_uid {
+        3002 => authentication(&mut o, r, id, source),
+        3001 => account_change_details(&mut o, r, id),
+        _ => {}
+    }
+    // API details for every class (the call is what happened).
+    o.insert("api".into(), api(r, name, source));
+    put(&mut o, "unmapped", unmapped(r, id));
+    Some(Value::Object(o))
+}
+
+/// The OCSF class and activity of a record.
+struct Class {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u8,
+    caption: &'static str,
+}
+
+fn class_of(r: &Value, name: &str, source: &str) -> Class {
+    let iam = |class_uid, class_name, (activity_id, caption)| Class {
+        class_uid,
+        class_name,
+        category_uid: 3,
+        category_name: "Identity & Access Management",
+        activity_id,
+        caption,
+    };
+    if super::is_sign_in(r) {
+        let a = if name == "ConsoleLogin" {
             (1, "Logon")
         } else {
             (99, "Other")
         };
-        (
-            3002u32,
-            "Authentication",
-            3u32,
-            "Identity & Access Management",
-            a,
-            c,
-        )
-    } else if let Some((a, c)) = account_change(source, name) {
-        (
-            3001,
-            "Account Change",
-            3,
-            "Identity & Access Management",
-            a,
-            c,
-        )
+        iam(3002, "Authentication", a)
+    } else if let Some(a) = account_change(source, name) {
+        iam(3001, "Account Change", a)
     } else {
-        let ro = r["readOnly"].as_bool();
-        let (a, c) = api_activity(name, ro);
-        (6003, "API Activity", 6, "Application Activity", a, c)
-    };
-    let activity_name = if activity_id == 99 { name } else { caption };
-    o.insert("activity_id".into(), activity_id.into());
+        let (activity_id, caption) = api_activity(name, r["readOnly"].as_bool());
+        Class {
+            class_uid: 6003,
+            class_name: "API Activity",
+            category_uid: 6,
+            category_name: "Application Activity",
+            activity_id,
+            caption,
+        }
+    }
+}
+
+/// An error code, or a console sign-in that did not succeed.
+fn failed(r: &Value) -> bool {
+    let login_failed = super::is_sign_in(r)
+        && s(&r["responseElements"]["ConsoleLogin"]).is_some_and(|x| x != "Success");
+    s(&r["errorCode"]).is_some() || login_failed
+}
+
+/// Class, category, activity, type, severity and status.
+fn classification(o: &mut Map<String, Value>, c: &Class, name: &str, failed: bool) {
+    let activity_name = if c.activity_id == 99 { name } else { c.caption };
+    o.insert("activity_id".into(), c.activity_id.into());
     o.insert("activity_name".into(), activity_name.into());
-    o.insert("category_uid".into(), category_uid.into());
-    o.insert("category_name".into(), category_name.into());
-    o.insert("class_uid".into(), class_uid.into());
-    o.insert("class_name".into(), class_name.into());
+    o.insert("category_uid".into(), c.category_uid.into());
+    o.insert("category_name".into(), c.category_name.into());
+    o.insert("class_uid".into(), c.class_uid.into());
+    o.insert("class_name".into(), c.class_name.into());
     o.insert(
         "type_uid".into(),
-        (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
+        (u64::from(c.class_uid) * 100 + u64::from(c.activity_id)).into(),
     );
     o.insert(
         "type_name".into(),
-        format!("{class_name}: {activity_name}").into(),
+        format!("{}: {activity_name}", c.class_name).into(),
     );
     o.insert("severity_id".into(), 1.into());
     o.insert("severity".into(), "Informational".into());
@@ -373,10 +415,9 @@ pub fn normalize(r: &Value) -> Option<Value> {
         "status".into(),
         (if failed { "Failure" } else { "Success" }).into(),
     );
-    put(&mut o, "status_code", opt(error));
-    put(&mut o, "status_detail", opt(s(&r["errorMessage"])));
-    o.insert("time".into(), time.into());
-    o.insert("time_dt".into(), when.into());
+}
+
+fn metadata(r: &Value) -> Value {
     let mut product = Map::new();
     product.insert("name".into(), "CloudTrail".into());
     product.insert("vendor_name".into(), "AWS".into());
@@ -390,7 +431,10 @@ pub fn normalize(r: &Value) -> Option<Value> {
     meta.insert("profiles".into(), json!(["cloud", "datetime"]));
     put(&mut meta, "uid", opt(s(&r["eventID"])));
     put(&mut meta, "event_code", opt(s(&r["eventType"])));
-    o.insert("metadata".into(), Value::Object(meta));
+    Value::Object(meta)
+}
+
+fn cloud(r: &Value) -> Value {
     let mut cloud = Map::new();
     cloud.insert("provider".into(), "AWS".into());
     put(&mut cloud, "region", opt(s(&r["awsRegion"])));
@@ -400,57 +444,47 @@ pub fn normalize(r: &Value) -> Option<Value> {
             json!({"uid": a, "type_id": 10, "type": "AWS Account"}),
         );
     }
-    o.insert("cloud".into(), Value::Object(cloud));
-    o.insert("src_endpoint".into(), src_endpoint(r));
-    if let Some(ua) = s(&r["userAgent"]) {
-        o.insert("http_request".into(), json!({ "user_agent": ua }));
+    Value::Object(cloud)
+}
+
+/// A user object, or `{"name": "unknown"}` where the class requires one and there is none.
+fn user_or_unknown(u: Value) -> Value {
+    if u.is_null() {
+        json!({"name": "unknown"})
+    } else {
+        u
     }
-    put(&mut o, "resources", resources(r));
-    o.insert("actor".into(), actor(id));
-    match class_uid {
-        3002 => {
-            let u = user(id);
-            o.insert(
-                "user".into(),
-                if u.is_null() {
-                    json!({"name": "unknown"})
-                } else {
-                    u
-                },
-            );
-            o.insert("service".into(), json!({ "name": source }));
-            if let Some(mfa) = s(&r["additionalEventData"]["MFAUsed"]) {
-                o.insert("is_mfa".into(), (mfa == "Yes").into());
-            }
-        }
-        3001 => {
-            // The account changed: the user or role the call names, else the caller.
-            let p = &r["requestParameters"];
-            let target = s(&p["userName"]).or(s(&p["roleName"]));
-            let u = match target {
-                Some(n) => json!({ "name": n }),
-                None => user(id),
-            };
-            o.insert(
-                "user".into(),
-                if u.is_null() {
-                    json!({"name": "unknown"})
-                } else {
-                    u
-                },
-            );
-            if let Some(arn) = s(&p["policyArn"]) {
-                o.insert(
-                    "policy".into(),
-                    json!({ "uid": arn, "name": arn.rsplit('/').next().unwrap_or(arn) }),
-                );
-            } else if let Some(n) = s(&p["policyName"]) {
-                o.insert("policy".into(), json!({ "name": n }));
-            }
-        }
-        _ => {}
+}
+
+/// Authentication (3002): the user, the service signed in to, MFA.
+fn authentication(o: &mut Map<String, Value>, r: &Value, id: &Value, source: &str) {
+    o.insert("user".into(), user_or_unknown(user(id)));
+    o.insert("service".into(), json!({ "name": source }));
+    if let Some(mfa) = s(&r["additionalEventData"]["MFAUsed"]) {
+        o.insert("is_mfa".into(), (mfa == "Yes").into());
     }
-    // API details for every class (the call is what happened).
+}
+
+/// Account Change (3001): the user or role the call names, else the caller; the policy.
+fn account_change_details(o: &mut Map<String, Value>, r: &Value, id: &Value) {
+    let p = &r["requestParameters"];
+    let target = s(&p["userName"]).or(s(&p["roleName"]));
+    let u = match target {
+        Some(n) => json!({ "name": n }),
+        None => user(id),
+    };
+    o.insert("user".into(), user_or_unknown(u));
+    if let Some(arn) = s(&p["policyArn"]) {
+        o.insert(
+            "policy".into(),
+            json!({ "uid": arn, "name": arn.rsplit('/').next().unwrap_or(arn) }),
+        );
+    } else if let Some(n) = s(&p["policyName"]) {
+        o.insert("policy".into(), json!({ "name": n }));
+    }
+}
+
+fn api(r: &Value, name: &str, source: &str) -> Value {
     let mut api = Map::new();
     api.insert("operation".into(), name.into());
     api.insert("service".into(), json!({ "name": source }));
@@ -462,12 +496,15 @@ pub fn normalize(r: &Value) -> Option<Value> {
         api.insert("request".into(), Value::Object(m));
     }
     let mut resp = Map::new();
-    put(&mut resp, "error", opt(error));
+    put(&mut resp, "error", opt(s(&r["errorCode"])));
     put(&mut resp, "message", opt(s(&r["errorMessage"])));
     put(&mut resp, "data", r["responseElements"].clone());
     put(&mut api, "response", obj(resp));
-    o.insert("api".into(), Value::Object(api));
-    // The rest, under its CloudTrail name.
+    Value::Object(api)
+}
+
+/// The rest, under its CloudTrail name.
+fn unmapped(r: &Value, id: &Value) -> Value {
     let mut unmapped = Map::new();
     if let Some(rec) = r.as_object() {
         for (k, v) in rec {
@@ -483,8 +520,7 @@ pub fn normalize(r: &Value) -> Option<Value> {
     if let Some(t) = s(&id["type"]) {
         unmapped.insert("userIdentity.type".into(), t.into());
     }
-    put(&mut o, "unmapped", obj(unmapped));
-    Some(Value::Object(o))
+    obj(unmapped)
 }
 
 #[cfg(test)]
