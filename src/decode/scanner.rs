@@ -269,88 +269,20 @@ impl<R: Read> Scanner<R> {
         let start_len = self.slab.len();
         let mut kept = keep;
         let mut total = 0usize;
-        let mut depth: i64 = 0;
-        let mut in_str = false;
-        // bytes to skip at the start of the next chunk (an escape split across reads)
-        let mut carry = 0usize;
+        let mut st = ValueScan::default();
         let first = self.buf[self.pos];
         let scalar = !matches!(first, b'{' | b'[' | b'"');
-        let mut broken = false;
         loop {
             let chunk_start = self.pos;
-            let mut i = self.pos + carry;
-            carry = 0;
-            let mut done = false;
+            // bytes to skip at the start of this chunk (an escape split across reads)
+            let from = self.pos + std::mem::take(&mut st.carry);
             let buf = &self.buf[..self.end];
-            if scalar {
-                while i < buf.len() {
-                    let b = buf[i];
-                    if is_ws(b) || matches!(b, b',' | b']' | b'}') {
-                        done = true;
-                        break;
-                    }
-                    i += 1;
-                }
+            let (i, done) = if scalar {
+                scan_scalar(buf, from)
             } else {
-                while i < buf.len() {
-                    if in_str {
-                        let hit = if framed {
-                            memchr::memchr3(b'"', b'\\', b'\n', &buf[i..])
-                        } else {
-                            memchr::memchr2(b'"', b'\\', &buf[i..])
-                        };
-                        match hit {
-                            None => {
-                                i = buf.len();
-                            }
-                            Some(k) => {
-                                i += k;
-                                if buf[i] == b'\n' {
-                                    i += 1;
-                                    broken = true;
-                                    done = true;
-                                    break;
-                                }
-                                if buf[i] == b'\\' {
-                                    i += 2;
-                                    if i > buf.len() {
-                                        carry = i - buf.len();
-                                        i = buf.len();
-                                    }
-                                } else {
-                                    in_str = false;
-                                    i += 1;
-                                    if depth == 0 {
-                                        done = true;
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    } else {
-                        match buf[i] {
-                            b'\n' if framed => {
-                                i += 1;
-                                broken = true;
-                                done = true;
-                                break;
-                            }
-                            b'"' => in_str = true,
-                            b'{' | b'[' => depth += 1,
-                            b'}' | b']' => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    i += 1;
-                                    done = true;
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                        i += 1;
-                    }
-                }
-            }
+                st.scan(buf, from, framed)
+            };
+            let broken = st.broken;
             let n = i - chunk_start;
             total += n;
             if kept {
@@ -657,6 +589,87 @@ fn too_large(n: usize, max: usize) -> Item {
     Item::Skipped {
         reason: "record_too_large",
         detail: format!("a record of {n} bytes exceeds max_record_bytes ({max})"),
+    }
+}
+
+/// Where the scan of one nested value (object, array or string) stands between reads.
+#[derive(Default)]
+struct ValueScan {
+    depth: i64,
+    in_str: bool,
+    /// Bytes to skip at the start of the next chunk (an escape split across reads).
+    carry: usize,
+    /// A newline inside the value of a framed (NDJSON) record: the record is broken.
+    broken: bool,
+}
+
+impl ValueScan {
+    /// Scan `buf` from `i` to the value's end; (where it stopped, whether the value ended).
+    #[inline]
+    fn scan(&mut self, buf: &[u8], mut i: usize, framed: bool) -> (usize, bool) {
+        while i < buf.len() {
+            if self.in_str {
+                let hit = if framed {
+                    memchr::memchr3(b'"', b'\\', b'\n', &buf[i..])
+                } else {
+                    memchr::memchr2(b'"', b'\\', &buf[i..])
+                };
+                let Some(k) = hit else {
+                    return (buf.len(), false);
+                };
+                i += k;
+                match buf[i] {
+                    b'\n' => {
+                        self.broken = true;
+                        return (i + 1, true);
+                    }
+                    b'\\' => {
+                        i += 2;
+                        if i > buf.len() {
+                            self.carry = i - buf.len();
+                            return (buf.len(), false);
+                        }
+                    }
+                    _ => {
+                        self.in_str = false;
+                        i += 1;
+                        if self.depth == 0 {
+                            return (i, true);
+                        }
+                    }
+                }
+            } else {
+                match buf[i] {
+                    b'\n' if framed => {
+                        self.broken = true;
+                        return (i + 1, true);
+                    }
+                    b'"' => self.in_str = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            return (i + 1, true);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        (i, false)
+    }
+}
+
+/// Scan a scalar (number, literal) from `i` to the first byte that ends it.
+#[inline]
+fn scan_scalar(buf: &[u8], from: usize) -> (usize, bool) {
+    match buf[from.min(buf.len())..]
+        .iter()
+        .position(|&b| is_ws(b) || matches!(b, b',' | b']' | b'}'))
+    {
+        Some(k) => (from + k, true),
+        None => (buf.len().max(from), false),
     }
 }
 

@@ -405,48 +405,59 @@ impl SinkService for ElasticsearchSink {
                 &bytes,
             ));
         }
-        let reply: BulkReply = serde_json::from_slice(&bytes).map_err(|e| {
-            SendError::retryable(format!(
-                "{url}: unreadable bulk answer ({e}): {} (will be retried)",
-                snippet(&bytes)
-            ))
-        })?;
-        if reply.items.len() != sent.len() {
-            return Err(SendError::retryable(format!(
-                "{url}: bulk answer has {} items for {} documents (will be retried)",
-                reply.items.len(),
-                sent.len()
-            )));
-        }
-        for (item, &i) in reply.items.iter().zip(&sent) {
-            let Some(r) = item.values().next() else {
-                continue;
-            };
-            // 409: the document (same _id) is already there — delivered before.
-            if (200..300).contains(&r.status) || r.status == 409 {
-                continue;
-            }
-            let reason = r
-                .error
-                .as_ref()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e["type"].as_str().unwrap_or("error"),
-                        e["reason"].as_str().unwrap_or("")
-                    )
-                })
-                .unwrap_or_default();
-            let text = format!("{url}: bulk item HTTP {}: {reason}", r.status);
-            let error = if r.status == 429 || r.status >= 500 {
-                SendError::retryable(format!("{text} (will be retried)"))
-            } else {
-                SendError::Permanent(format!("{text} (not retried)"))
-            };
-            errors.push(ItemError { index: i, error });
-        }
-        Ok(errors)
+        item_errors(url.as_str(), &bytes, &sent, errors)
     }
+}
+
+/// The bulk answer's per-document outcomes: each failed item as an error for the document it
+/// answers (`sent[i]` is the batch index of the i-th document sent).
+fn item_errors(
+    url: &str,
+    bytes: &[u8],
+    sent: &[usize],
+    mut errors: Vec<ItemError>,
+) -> Result<Vec<ItemError>, SendError> {
+    let reply: BulkReply = serde_json::from_slice(bytes).map_err(|e| {
+        SendError::retryable(format!(
+            "{url}: unreadable bulk answer ({e}): {} (will be retried)",
+            snippet(bytes)
+        ))
+    })?;
+    if reply.items.len() != sent.len() {
+        return Err(SendError::retryable(format!(
+            "{url}: bulk answer has {} items for {} documents (will be retried)",
+            reply.items.len(),
+            sent.len()
+        )));
+    }
+    for (item, &i) in reply.items.iter().zip(sent) {
+        let Some(r) = item.values().next() else {
+            continue;
+        };
+        // 409: the document (same _id) is already there — delivered before.
+        if (200..300).contains(&r.status) || r.status == 409 {
+            continue;
+        }
+        let reason = r
+            .error
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["type"].as_str().unwrap_or("error"),
+                    e["reason"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        let text = format!("{url}: bulk item HTTP {}: {reason}", r.status);
+        let error = if r.status == 429 || r.status >= 500 {
+            SendError::retryable(format!("{text} (will be retried)"))
+        } else {
+            SendError::Permanent(format!("{text} (not retried)"))
+        };
+        errors.push(ItemError { index: i, error });
+    }
+    Ok(errors)
 }
 
 /// The `elasticsearch` sink kind (registered in `sinks::KINDS`).

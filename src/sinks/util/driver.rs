@@ -486,6 +486,78 @@ async fn deliver<S: SinkService>(ctx: &Ctx, svc: &S, events: Vec<Event>) {
     span.end(n, attempts, outcome);
 }
 
+/// One request: wait for the rate limit, send, and tell the health and the adaptive
+/// concurrency how it went.
+async fn send_once<S: SinkService>(
+    ctx: &Ctx,
+    svc: &S,
+    events: &[Event],
+) -> Result<Vec<ItemError>, SendError> {
+    if let Some(l) = &ctx.limiter {
+        l.acquire(events.len(), events.iter().map(event_bytes).sum())
+            .await;
+    }
+    let sent_at = Instant::now();
+    let result = svc.send(events).await;
+    ctx.health.request.observe(sent_at.elapsed().as_secs_f64());
+    if let Some(a) = &ctx.adaptive {
+        let overloaded = match &result {
+            Err(e) => matches!(e, SendError::Retryable { .. }),
+            Ok(items) => items
+                .iter()
+                .any(|i| matches!(i.error, SendError::Retryable { .. })),
+        };
+        a.observe(!overloaded, sent_at.elapsed());
+    }
+    result
+}
+
+/// A batch after a partly failed request: delivered, permanently failed, to retry.
+struct Split {
+    delivered: Vec<Event>,
+    failed: Vec<(Event, String)>,
+    again: Vec<Event>,
+    /// The first retryable error, and the last `Retry-After` among them.
+    first_err: Option<SendError>,
+    retry_after: Option<Duration>,
+}
+
+impl Split {
+    fn of(events: Vec<Event>, errors: Vec<ItemError>) -> Split {
+        let mut status: Vec<Option<SendError>> = vec![None; events.len()];
+        for ie in errors {
+            if let Some(s) = status.get_mut(ie.index) {
+                *s = Some(ie.error);
+            }
+        }
+        let mut split = Split {
+            delivered: Vec::new(),
+            failed: Vec::new(),
+            again: Vec::new(),
+            first_err: None,
+            retry_after: None,
+        };
+        for (e, st) in events.into_iter().zip(status) {
+            match st {
+                None => split.delivered.push(e),
+                Some(SendError::Permanent(m)) => split.failed.push((e, m)),
+                Some(err @ SendError::Retryable { .. }) => {
+                    if let SendError::Retryable {
+                        retry_after: Some(d),
+                        ..
+                    } = &err
+                    {
+                        split.retry_after = Some(*d);
+                    }
+                    split.first_err.get_or_insert(err);
+                    split.again.push(e);
+                }
+            }
+        }
+        split
+    }
+}
+
 /// Send until delivered or given up; returns the attempts made and the outcome.
 async fn attempt_delivery<S: SinkService>(
     ctx: &Ctx,
@@ -504,23 +576,7 @@ async fn attempt_delivery<S: SinkService>(
     let mut attempt = 0usize;
     loop {
         attempt += 1;
-        if let Some(l) = &ctx.limiter {
-            l.acquire(events.len(), events.iter().map(event_bytes).sum())
-                .await;
-        }
-        let sent_at = Instant::now();
-        let result = svc.send(&events).await;
-        ctx.health.request.observe(sent_at.elapsed().as_secs_f64());
-        if let Some(a) = &ctx.adaptive {
-            let overloaded = match &result {
-                Err(e) => matches!(e, SendError::Retryable { .. }),
-                Ok(items) => items
-                    .iter()
-                    .any(|i| matches!(i.error, SendError::Retryable { .. })),
-            };
-            a.observe(!overloaded, sent_at.elapsed());
-        }
-        let (err, retry_after) = match result {
+        let (err, retry_after) = match send_once(ctx, svc, &events).await {
             Ok(errors) if errors.is_empty() => {
                 sent(ctx, &events);
                 telemetry::count("batches_sent_total", &[("component", name)]);
@@ -528,44 +584,16 @@ async fn attempt_delivery<S: SinkService>(
                 return (attempt, "delivered");
             }
             Ok(errors) => {
-                // Split: delivered, permanently failed, to retry.
-                let mut status: Vec<Option<SendError>> = vec![None; events.len()];
-                for ie in errors {
-                    if let Some(s) = status.get_mut(ie.index) {
-                        *s = Some(ie.error);
-                    }
-                }
-                let mut again = Vec::new();
-                let mut failed = Vec::new();
-                let mut first_err = None;
-                let mut after = None;
-                let mut delivered = Vec::new();
-                for (e, st) in events.into_iter().zip(status) {
-                    match st {
-                        None => delivered.push(e),
-                        Some(SendError::Permanent(m)) => failed.push((e, m)),
-                        Some(err @ SendError::Retryable { .. }) => {
-                            if let SendError::Retryable {
-                                retry_after: Some(d),
-                                ..
-                            } = &err
-                            {
-                                after = Some(*d);
-                            }
-                            first_err.get_or_insert(err);
-                            again.push(e);
-                        }
-                    }
-                }
-                sent(ctx, &delivered);
-                delivered.into_iter().for_each(Event::ack);
-                let partial = !failed.is_empty();
-                give_up(ctx, failed, attempt, "event rejected permanently").await;
-                events = again;
-                match first_err {
+                let split = Split::of(events, errors);
+                sent(ctx, &split.delivered);
+                split.delivered.into_iter().for_each(Event::ack);
+                let partial = !split.failed.is_empty();
+                give_up(ctx, split.failed, attempt, "event rejected permanently").await;
+                events = split.again;
+                match split.first_err {
                     None if partial => return (attempt, "partly rejected"),
                     None => return (attempt, "delivered"),
-                    Some(e) => (e, after),
+                    Some(e) => (e, split.retry_after),
                 }
             }
             Err(SendError::Permanent(m)) => {

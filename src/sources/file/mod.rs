@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use self::discover::Matcher;
 use self::reader::{ReadEnd, ReadJob, ReaderEnv, UnitMeta};
@@ -392,18 +393,7 @@ async fn run(
             break;
         }
         for job in jobs {
-            let env = env.clone();
-            readers.spawn_blocking(move || {
-                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    reader::read(&job, &env)
-                }))
-                .unwrap_or_else(|_| {
-                    ReadEnd::Unreadable(
-                        "internal error while reading (panic); please report it".into(),
-                    )
-                });
-                (job, end)
-            });
+            spawn_reader(&mut readers, job, env.clone());
         }
         // Wake for the earliest file waiting on its settle time or retry delay.
         let now = std::time::Instant::now();
@@ -433,36 +423,69 @@ async fn run(
     }
     // Stop reading; what was read still completes and commits.
     cancel.store(true, Ordering::Relaxed);
-    while let Some(res) = readers.join_next().await {
-        if let Ok((job, end)) = res {
-            lp.reader_done(&job, &end);
-        }
-    }
-    drop(env);
-    while lp.tracker.in_flight() {
-        tokio::select! {
-            d = unit_rx.recv() => match d {
-                Some(d) => lp.unit_done(d),
-                None => break,
-            },
-            _ = ctx.hard_stop.cancelled() => break,
-        }
-    }
-    lp.save().await;
+    lp.drain(readers, unit_rx, env, &ctx.hard_stop).await;
     if let Some(h) = integrity {
         // With --once it checks once and ends; a daemon's stops at shutdown.
         let _ = h.await;
     }
-    let totals = lp.tracker.totals.clone();
-    let unresolved = u64::from(lp.tracker.in_flight());
-    tracing::info!(source = %ctx.name, events = lp.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, skipped_records = lp.skipped_records, "file source stopped");
-    SourceReport {
-        events: lp.events,
-        units_committed: totals.units_committed,
-        units_failed: totals.units_failed,
-        bad_inputs: totals.bad_files + lp.skipped_records + lp.reported.len() as u64,
-        units_unresolved: unresolved,
-        fatal: None,
+    lp.report()
+}
+
+/// Read one file on a blocking thread; a panic in the reader is that file's error, not the
+/// source's.
+fn spawn_reader(readers: &mut JoinSet<(ReadJob, ReadEnd)>, job: ReadJob, env: Arc<ReaderEnv>) {
+    readers.spawn_blocking(move || {
+        let end =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader::read(&job, &env)))
+                .unwrap_or_else(|_| {
+                    ReadEnd::Unreadable(
+                        "internal error while reading (panic); please report it".into(),
+                    )
+                });
+        (job, end)
+    });
+}
+
+impl Loop {
+    /// Wait for the readers still running, then for the units in flight to be acknowledged
+    /// (or a hard stop), and save the checkpoint.
+    async fn drain(
+        &mut self,
+        mut readers: JoinSet<(ReadJob, ReadEnd)>,
+        mut unit_rx: mpsc::UnboundedReceiver<UnitDone<UnitMeta>>,
+        env: Arc<ReaderEnv>,
+        hard_stop: &CancellationToken,
+    ) {
+        while let Some(res) = readers.join_next().await {
+            if let Ok((job, end)) = res {
+                self.reader_done(&job, &end);
+            }
+        }
+        drop(env);
+        while self.tracker.in_flight() {
+            tokio::select! {
+                d = unit_rx.recv() => match d {
+                    Some(d) => self.unit_done(d),
+                    None => break,
+                },
+                _ = hard_stop.cancelled() => break,
+            }
+        }
+        self.save().await;
+    }
+
+    fn report(&self) -> SourceReport {
+        let totals = self.tracker.totals.clone();
+        let unresolved = u64::from(self.tracker.in_flight());
+        tracing::info!(source = %self.name, events = self.events, units_committed = totals.units_committed, units_failed = totals.units_failed, bad_files = totals.bad_files, skipped_records = self.skipped_records, "file source stopped");
+        SourceReport {
+            events: self.events,
+            units_committed: totals.units_committed,
+            units_failed: totals.units_failed,
+            bad_inputs: totals.bad_files + self.skipped_records + self.reported.len() as u64,
+            units_unresolved: unresolved,
+            fatal: None,
+        }
     }
 }
 

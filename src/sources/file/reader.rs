@@ -124,17 +124,36 @@ pub fn read(job: &ReadJob, env: &ReaderEnv) -> ReadEnd {
     }
 }
 
-fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd> {
+fn read_open(job: &ReadJob, env: &ReaderEnv, f: File) -> io::Result<ReadEnd> {
+    match open_scan(job, env, f)? {
+        Ok(opened) => Ok(cut_units(job, env, opened)),
+        Err(end) => Ok(end),
+    }
+}
+
+/// A file ready to be read: its format decided, its scanner placed at `start`.
+struct Opened {
+    scanner: Scanner<Box<dyn io::Read + Send>>,
+    mode: Mode,
+    stat: Stat,
+    head: (u64, u64),
+    start: u64,
+}
+
+/// Check the file is still the one the checkpoint knows, sniff its compression and decide
+/// how it is read (whole or tailed). Err: the read ends before any record (not settled yet,
+/// empty, replaced, not a file).
+fn open_scan(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<Result<Opened, ReadEnd>> {
     let meta = f.metadata()?;
     if !meta.is_file() {
-        return Ok(ReadEnd::Unreadable("not a regular file".into()));
+        return Ok(Err(ReadEnd::Unreadable("not a regular file".into())));
     }
     let stat = Stat::of(&meta);
     if let Some((len, hash)) = job.head
         && job.start > 0
         && (stat.size < len || head_of(&f, len)?.1 != hash)
     {
-        return Ok(ReadEnd::Replaced);
+        return Ok(Err(ReadEnd::Replaced));
     }
     let head = head_of(&f, stat.size.min(HEAD_LEN))?;
     let compression = decode::sniff(&mut f)?;
@@ -143,11 +162,11 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         let ready_at = stat.mtime + settle;
         (SystemTime::now() < ready_at).then_some(ready_at)
     };
-    let mut mode = job.mode;
-    if compression == Compression::Gzip {
-        mode = Some(Mode::Whole);
-    }
-    let start = if mode == Some(Mode::Tail) {
+    let known = match compression {
+        Compression::Gzip => Some(Mode::Whole),
+        Compression::None => job.mode,
+    };
+    let start = if known == Some(Mode::Tail) {
         job.start
     } else {
         0
@@ -158,41 +177,53 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         env.max_record,
     );
     // Too few bytes to tell a document from NDJSON yet: wait for the file to grow or settle.
-    if mode.is_none()
+    if known.is_none()
         && compression == Compression::None
         && stat.size < 64
         && let Some(at) = settled(&stat)
     {
-        return Ok(ReadEnd::NotSettled(at));
+        return Ok(Err(ReadEnd::NotSettled(at)));
     }
-    let mode = match mode {
+    let mode = match known {
         Some(Mode::Tail) => Mode::Tail,
-        Some(Mode::Whole) | None => {
-            match scanner.starts_with_document() {
-                Ok(None) => {
-                    return Ok(match settled(&stat) {
-                        Some(at) => ReadEnd::NotSettled(at),
-                        None => ReadEnd::Empty(stat),
-                    });
-                }
-                Ok(Some(doc)) => {
-                    if doc || compression == Compression::Gzip {
-                        Mode::Whole
-                    } else {
-                        Mode::Tail
-                    }
-                }
-                // A gzip stream that fails at once, or an unreadable file: the scan below
-                // reports it with the file's name.
-                Err(_) => Mode::Whole,
+        Some(Mode::Whole) | None => match scanner.starts_with_document() {
+            Ok(None) => {
+                return Ok(Err(match settled(&stat) {
+                    Some(at) => ReadEnd::NotSettled(at),
+                    None => ReadEnd::Empty(stat),
+                }));
             }
-        }
+            Ok(Some(doc)) if doc || compression == Compression::Gzip => Mode::Whole,
+            Ok(Some(_)) => Mode::Tail,
+            // A gzip stream that fails at once, or an unreadable file: the scan reports it
+            // with the file's name.
+            Err(_) => Mode::Whole,
+        },
     };
     if mode == Mode::Whole
         && let Some(at) = settled(&stat)
     {
-        return Ok(ReadEnd::NotSettled(at));
+        return Ok(Err(ReadEnd::NotSettled(at)));
     }
+    Ok(Ok(Opened {
+        scanner,
+        mode,
+        stat,
+        head,
+        start,
+    }))
+}
+
+/// Stream the records as events, cutting a tailed file into units of `unit_events` at record
+/// boundaries; a whole file is one unit.
+fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
+    let Opened {
+        mut scanner,
+        mode,
+        stat,
+        head,
+        start,
+    } = o;
     let mut em = Emitter::new(
         env.source.clone(),
         env.out.clone(),
@@ -210,16 +241,14 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         )
     };
     let mut unit = new_unit(start);
-    let mut units = 1u64;
-    let mut in_unit = 0usize;
-    let mut boundary = start;
+    let (mut units, mut in_unit, mut boundary) = (1u64, 0usize, start);
     let mut incomplete = false;
     let mut error = None;
     loop {
         if env.cancel.load(Ordering::Relaxed) {
             drop(em);
             unit.abandon();
-            return Ok(ReadEnd::Cancelled);
+            return ReadEnd::Cancelled;
         }
         match scanner.next_item() {
             Ok(None) => {
@@ -263,7 +292,7 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
     unit.update(|m| m.end = end);
     let skipped = em.finish();
     unit.seal();
-    Ok(ReadEnd::Done {
+    ReadEnd::Done {
         mode,
         stat,
         head,
@@ -273,5 +302,5 @@ fn read_open(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<ReadEnd>
         skipped,
         incomplete,
         error,
-    })
+    }
 }

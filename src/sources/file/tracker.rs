@@ -2,7 +2,7 @@
 //! retry and bad-input state. Pure bookkeeping (no I/O), so it is tested on its own.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,6 +47,75 @@ struct FileState {
 }
 
 impl FileState {
+    /// Take in a scan's view of this file: a new file at the path, a file changed since it was
+    /// set aside, truncated or rewritten. True if the saved state changed.
+    fn refresh(&mut self, path: &Path, stat: &Stat, notes: &mut Vec<String>) -> bool {
+        self.seen = true;
+        self.stat = Some(*stat);
+        let mut dirty = false;
+        if self.saved.dev != stat.dev || self.saved.ino != stat.ino {
+            if self.saved.dev != 0 || self.saved.ino != 0 {
+                notes.push(format!(
+                    "{} is a new file (device/inode changed); reading it from the start",
+                    path.display()
+                ));
+            }
+            if self.idle() {
+                self.reset(*stat);
+                dirty = true;
+            }
+            return dirty;
+        }
+        if let Some(b) = self.saved.bad_stamp
+            && b != stamp(stat)
+            && self.idle()
+        {
+            dirty = true;
+            if self.saved.mode == Some(Mode::Tail) && stat.size >= self.saved.committed {
+                // A tailed file (e.g. its last line was cut): go on from where it was.
+                notes.push(format!(
+                    "{} changed since it was set aside; reading on from byte {}",
+                    path.display(),
+                    self.saved.committed
+                ));
+                self.saved.bad = None;
+                self.saved.bad_stamp = None;
+                self.read_to = self.saved.committed;
+            } else {
+                notes.push(format!(
+                    "{} changed since it was set aside; reading it again",
+                    path.display()
+                ));
+                self.reset(*stat);
+                return dirty;
+            }
+        }
+        match self.saved.mode {
+            Some(Mode::Tail) if stat.size < self.saved.committed && self.idle() => {
+                notes.push(format!(
+                    "{} was truncated (size {} < offset {}); reading it from the start",
+                    path.display(),
+                    stat.size,
+                    self.saved.committed
+                ));
+                self.reset(*stat);
+                dirty = true;
+            }
+            Some(Mode::Whole)
+                if self.saved.done && self.saved.committed != stat.size && self.idle() =>
+            {
+                notes.push(format!(
+                    "{} was rewritten after it was read; reading it again",
+                    path.display()
+                ));
+                self.reset(*stat);
+                dirty = true;
+            }
+            _ => {}
+        }
+        dirty
+    }
+
     fn new(stat: Option<Stat>) -> Self {
         FileState {
             saved: Saved {
@@ -180,8 +249,37 @@ impl Tracker {
         for s in self.files.values_mut() {
             s.seen = false;
         }
-        // Renames (rotation) first: a file now at an untracked path, tracked under a path that
-        // no longer holds it, keeps its state.
+        self.follow_renames(scan, &mut notes);
+        for (path, stat) in scan {
+            let key = Arc::new(path.clone());
+            if !self.files.contains_key(&key) {
+                let mut st = FileState::new(Some(*stat));
+                if skip_existing {
+                    st.saved.mode = Some(Mode::Tail);
+                    st.saved.committed = stat.size;
+                    st.read_to = stat.size;
+                }
+                self.files.insert(key.clone(), st);
+                self.dirty = true;
+            }
+            if let Some(st) = self.files.get_mut(&key)
+                && st.refresh(path, stat, &mut notes)
+            {
+                self.dirty = true;
+            }
+        }
+        // Forget files that are gone and have nothing in flight.
+        let before = self.files.len();
+        self.files.retain(|_, s| s.seen || !s.idle());
+        if self.files.len() != before {
+            self.dirty = true;
+        }
+        notes
+    }
+
+    /// Renames (rotation) first: a file now at an untracked path, tracked under a path that
+    /// no longer holds it, keeps its state.
+    fn follow_renames(&mut self, scan: &[(PathBuf, Stat)], notes: &mut Vec<String>) {
         let in_scan: HashMap<&PathBuf, (u64, u64)> =
             scan.iter().map(|(p, st)| (p, (st.dev, st.ino))).collect();
         let mut by_id: HashMap<(u64, u64), Arc<PathBuf>> = self
@@ -211,91 +309,6 @@ impl Tracker {
                 self.dirty = true;
             }
         }
-        for (path, stat) in scan {
-            let key = Arc::new(path.clone());
-            if !self.files.contains_key(&key) {
-                let mut st = FileState::new(Some(*stat));
-                if skip_existing {
-                    st.saved.mode = Some(Mode::Tail);
-                    st.saved.committed = stat.size;
-                    st.read_to = stat.size;
-                }
-                self.files.insert(key.clone(), st);
-                self.dirty = true;
-            }
-            let Some(st) = self.files.get_mut(&key) else {
-                continue;
-            };
-            st.seen = true;
-            st.stat = Some(*stat);
-            if st.saved.dev != stat.dev || st.saved.ino != stat.ino {
-                if st.saved.dev != 0 || st.saved.ino != 0 {
-                    notes.push(format!(
-                        "{} is a new file (device/inode changed); reading it from the start",
-                        path.display()
-                    ));
-                }
-                if st.idle() {
-                    st.reset(*stat);
-                    self.dirty = true;
-                }
-                continue;
-            }
-            if let Some(b) = st.saved.bad_stamp
-                && b != stamp(stat)
-                && st.idle()
-            {
-                self.dirty = true;
-                if st.saved.mode == Some(Mode::Tail) && stat.size >= st.saved.committed {
-                    // A tailed file (e.g. its last line was cut): go on from where it was.
-                    notes.push(format!(
-                        "{} changed since it was set aside; reading on from byte {}",
-                        path.display(),
-                        st.saved.committed
-                    ));
-                    st.saved.bad = None;
-                    st.saved.bad_stamp = None;
-                    st.read_to = st.saved.committed;
-                } else {
-                    notes.push(format!(
-                        "{} changed since it was set aside; reading it again",
-                        path.display()
-                    ));
-                    st.reset(*stat);
-                    continue;
-                }
-            }
-            match st.saved.mode {
-                Some(Mode::Tail) if stat.size < st.saved.committed && st.idle() => {
-                    notes.push(format!(
-                        "{} was truncated (size {} < offset {}); reading it from the start",
-                        path.display(),
-                        stat.size,
-                        st.saved.committed
-                    ));
-                    st.reset(*stat);
-                    self.dirty = true;
-                }
-                Some(Mode::Whole)
-                    if st.saved.done && st.saved.committed != stat.size && st.idle() =>
-                {
-                    notes.push(format!(
-                        "{} was rewritten after it was read; reading it again",
-                        path.display()
-                    ));
-                    st.reset(*stat);
-                    self.dirty = true;
-                }
-                _ => {}
-            }
-        }
-        // Forget files that are gone and have nothing in flight.
-        let before = self.files.len();
-        self.files.retain(|_, s| s.seen || !s.idle());
-        if self.files.len() != before {
-            self.dirty = true;
-        }
-        notes
     }
 
     fn wants_read(&self, s: &FileState, now: Instant) -> bool {

@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::sdk_error_text;
 use crate::checkpoint::CheckpointStore;
 
 use crate::core::ack::{UnitDone, UnitHandle};
@@ -31,10 +30,12 @@ use crate::sources::util::kind::StartError;
 use crate::sources::util::object::{KeyFilter, ObjectError, ObjectReader};
 
 mod config;
+mod listing;
 
 use crate::telemetry;
 use config::Bounds;
 pub use config::{KIND, S3SourceConfig};
+use listing::{ListError, Listed, Lister, count, feed, listing_failed};
 
 /// The saved position of an S3 source.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -97,133 +98,8 @@ struct Slot {
     settled: Option<Settled>,
 }
 
-/// A selected object from the listing.
-struct Listed {
-    key: String,
-    size: u64,
-}
-
-const LIST_ATTEMPTS: u32 = 5;
 /// How often the checkpoint is saved at most.
 const SAVE_EVERY: Duration = Duration::from_millis(100);
-
-/// List the selected objects under the prefix, in key order, after `start_after`. Sends each
-/// to `tx` (None: only count them into `progress`).
-#[allow(clippy::too_many_arguments)]
-async fn list(
-    s3: aws_sdk_s3::Client,
-    cfg: Arc<S3SourceConfig>,
-    keys: KeyFilter,
-    bounds: Bounds,
-    start_after: Option<String>,
-    tx: Option<mpsc::Sender<Listed>>,
-    progress: Option<Arc<Progress>>,
-    shutdown: CancellationToken,
-) -> Result<(), String> {
-    let region_level = keys::is_region_level(&cfg.prefix);
-    let end_day = bounds.1.map(|e| e.date_naive());
-    let mut token: Option<String> = None;
-    let mut undated = 0u64;
-    loop {
-        let mut attempt = 0;
-        let out = loop {
-            attempt += 1;
-            let mut req = s3.list_objects_v2().bucket(&cfg.bucket).prefix(&cfg.prefix);
-            req = match (&token, &start_after) {
-                (Some(t), _) => req.continuation_token(t),
-                (None, Some(a)) => req.start_after(a),
-                (None, None) => req,
-            };
-            let r = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                r = req.send() => r,
-            };
-            match r {
-                Ok(o) => break o,
-                // A missing bucket or a denied listing will not change by retrying.
-                Err(e)
-                    if attempt < LIST_ATTEMPTS
-                        && matches!(
-                            crate::aws::sink_error("", &e),
-                            crate::core::send::SendError::Retryable { .. }
-                        ) =>
-                {
-                    tracing::warn!(bucket = %cfg.bucket, prefix = %cfg.prefix, attempt, error = %sdk_error_text(&e), "listing objects failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "listing s3://{}/{}: {}",
-                        cfg.bucket,
-                        cfg.prefix,
-                        sdk_error_text(&e)
-                    ));
-                }
-            }
-        };
-        for o in out.contents.unwrap_or_default() {
-            let Some(key) = o.key else { continue };
-            if !keys.wanted(&key) {
-                continue;
-            }
-            if bounds.0.is_some() || bounds.1.is_some() {
-                match keys::key_day(&key) {
-                    Some(d) if keys::day_in(d, bounds.0, bounds.1) => {}
-                    // Below a region folder keys sort by day: nothing later can be in range.
-                    Some(d) if region_level && end_day.is_some_and(|e| d > e) => {
-                        return finish_listing(progress, undated, tx.is_some());
-                    }
-                    Some(_) => continue,
-                    None => {
-                        undated += 1;
-                        continue;
-                    }
-                }
-            }
-            let size = o.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
-            if let Some(p) = &progress {
-                Progress::add(&p.listed_objects, 1);
-                Progress::add(&p.listed_bytes, size);
-            }
-            if let Some(tx) = &tx
-                && tx.send(Listed { key, size }).await.is_err()
-            {
-                return Ok(());
-            }
-        }
-        match out.next_continuation_token {
-            Some(t) if out.is_truncated == Some(true) => token = Some(t),
-            _ => return finish_listing(progress, undated, tx.is_some()),
-        }
-    }
-}
-
-fn finish_listing(
-    progress: Option<Arc<Progress>>,
-    undated: u64,
-    feeding: bool,
-) -> Result<(), String> {
-    if let Some(p) = progress {
-        p.listing_done
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    if feeding && undated > 0 {
-        tracing::warn!(
-            objects = undated,
-            "objects without a YYYY/MM/DD day in their key were left out (a time range is set)"
-        );
-    }
-    Ok(())
-}
-
-/// The listing task's failure, if it failed.
-fn listing_failed(res: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
-    match res {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(e) => Some(format!("listing task failed: {e}")),
-    }
-}
 
 struct Runner {
     cfg: Arc<S3SourceConfig>,
@@ -436,55 +312,11 @@ async fn run(
     state: State,
 ) -> SourceReport {
     let cfg = Arc::new(cfg);
-    let store = Arc::new(store);
     let s3 = cfg.aws.s3().await;
     let integrity = digest_checks(&cfg, &ctx, &s3);
-    let progress = ctx.progress.clone();
-    let mut reader = Some(Arc::new(ObjectReader {
-        source: ctx.name.clone(),
-        out: ctx.out.clone(),
-        s3: s3.clone(),
-        max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
-    }));
-    drop(ctx.out);
-
-    // Resume after the checkpoint, or skip ahead to the start day below a region folder.
-    let mut start_after = state.after.clone();
-    if let Some(s) = bounds.0
-        && keys::is_region_level(&cfg.prefix)
-    {
-        let skip = keys::start_after(&cfg.prefix, s);
-        if start_after.as_ref().is_none_or(|a| *a < skip) {
-            start_after = Some(skip);
-        }
-    }
-    let (list_tx, mut list_rx) = mpsc::channel::<Listed>(256);
-    let mut lister = tokio::spawn(list(
-        s3.clone(),
-        cfg.clone(),
-        keys.clone(),
-        bounds,
-        start_after.clone(),
-        Some(list_tx),
-        None,
-        ctx.shutdown.clone(),
-    ));
-    if let Some(p) = &progress {
-        Progress::add(&p.listed_objects, state.failed.len() as u64);
-        tokio::spawn(list(
-            s3,
-            cfg.clone(),
-            keys,
-            bounds,
-            start_after,
-            None,
-            Some(p.clone()),
-            ctx.shutdown.clone(),
-        ));
-    }
+    let (list_rx, lister) = start_listing(&s3, &cfg, keys, bounds, &state, &ctx);
     tracing::info!(source = %ctx.name, bucket = %cfg.bucket, prefix = %cfg.prefix, after = ?state.after, failed_before = state.failed.len(), "s3 source started");
-
-    let (unit_tx, mut unit_rx) = mpsc::unbounded_channel();
+    let (unit_tx, unit_rx) = mpsc::unbounded_channel();
     let mut r = Runner {
         cfg: cfg.clone(),
         name: ctx.name.clone(),
@@ -496,7 +328,7 @@ async fn run(
         shutting: false,
         can_retry: true,
         report: SourceReport::default(),
-        progress,
+        progress: ctx.progress.clone(),
         unit_tx,
         state,
     };
@@ -506,90 +338,169 @@ async fn run(
         let seq = r.add(k, 0, false);
         queued.push_back(seq);
     }
-    let mut listing_open = true;
-    let mut lister_done = false;
-    let mut save_tick = tokio::time::interval(SAVE_EVERY);
-    let mut last_save = Instant::now();
-    loop {
-        if !r.shutting
-            && let Some(rd) = &reader
-        {
-            while r.inflight < cfg.concurrency {
-                let Some(seq) = r.due_retry().or_else(|| queued.pop_front()) else {
-                    break;
-                };
-                r.launch(seq, rd);
-            }
-        }
-        let idle = !listing_open && queued.is_empty() && r.retries.is_empty();
-        if idle || r.shutting {
-            // Nothing more will be read: let the sinks flush what they hold now.
-            reader = None;
-            r.can_retry = false;
-        }
-        if r.inflight == 0 && (idle || r.shutting) {
-            break;
-        }
-        let next_retry = r.retries.iter().map(|(t, _)| *t).min();
-        let want_more = listing_open && !r.shutting && r.inflight < cfg.concurrency;
-        tokio::select! {
-            l = list_rx.recv(), if want_more => match l {
-                Some(l) => {
-                    let seq = r.add(l.key, l.size, true);
-                    if let Some(rd) = &reader {
-                        r.launch(seq, rd);
-                    }
-                }
-                None => listing_open = false,
-            },
-            Some(d) = unit_rx.recv() => {
-                r.settle(d);
-                // Save soon after the position moves: a crash re-reads at most the objects
-                // in flight and those settled in the last SAVE_EVERY.
-                if r.dirty && last_save.elapsed() >= SAVE_EVERY {
-                    r.save(&store).await;
-                    last_save = Instant::now();
-                }
-            }
-            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && !r.shutting => {}
-            res = &mut lister, if !lister_done => {
-                lister_done = true;
-                if let Some(e) = listing_failed(res) {
-                    tracing::error!(source = %ctx.name, error = %e, "cannot list the bucket; stopping after the objects in flight");
-                    r.report.fatal = Some(e);
-                    listing_open = false;
-                }
-            }
-            _ = ctx.shutdown.cancelled(), if !r.shutting => {
-                r.shutting = true;
-                r.retries.clear();
-            }
-            _ = ctx.hard_stop.cancelled() => {
-                r.report.units_unresolved = r.inflight as u64;
-                break;
-            }
-            _ = save_tick.tick() => r.save(&store).await,
-        }
-    }
-    // The listing may have ended (its channel closed) before its result was read: a failed
-    // listing must not pass for an empty one.
-    if !lister_done {
-        match tokio::time::timeout(Duration::from_secs(5), &mut lister).await {
-            Ok(res) => {
-                if let Some(e) = listing_failed(res) {
-                    tracing::error!(source = %ctx.name, error = %e, "cannot list the bucket");
-                    r.report.fatal = Some(e);
-                }
-            }
-            Err(_) => lister.abort(),
-        }
-    }
-    r.save(&store).await;
+    let mut lp = Loop {
+        reader: Some(Arc::new(ObjectReader {
+            source: ctx.name.clone(),
+            out: ctx.out,
+            s3,
+            max_record: usize::try_from(cfg.max_record_bytes).unwrap_or(usize::MAX),
+        })),
+        queued,
+        list_rx,
+        listing_open: true,
+        lister,
+        lister_done: false,
+        unit_rx,
+        store: Arc::new(store),
+        shutdown: ctx.shutdown,
+        hard_stop: ctx.hard_stop,
+    };
+    r.serve(&mut lp).await;
+    r.finish_listing(&mut lp).await;
+    r.save(&lp.store).await;
     if let Some(h) = integrity {
         let _ = h.await;
     }
-    tracing::info!(source = %ctx.name, events = r.report.events, objects_done = r.report.units_committed, objects_failed = r.report.units_failed, bad_objects = r.report.bad_inputs, after = ?r.state.after, "s3 source finished");
+    tracing::info!(source = %r.name, events = r.report.events, objects_done = r.report.units_committed, objects_failed = r.report.units_failed, bad_objects = r.report.bad_inputs, after = ?r.state.after, "s3 source finished");
     r.report
+}
+
+/// Resume after the checkpoint (or skip ahead to the start day below a region folder) and
+/// start the listing that feeds the runner, plus the one that counts for the progress display.
+fn start_listing(
+    s3: &aws_sdk_s3::Client,
+    cfg: &Arc<S3SourceConfig>,
+    keys: KeyFilter,
+    bounds: Bounds,
+    state: &State,
+    ctx: &SourceContext,
+) -> (mpsc::Receiver<Listed>, JoinHandle<Result<(), ListError>>) {
+    let mut start_after = state.after.clone();
+    if let Some(s) = bounds.0
+        && keys::is_region_level(&cfg.prefix)
+    {
+        let skip = keys::start_after(&cfg.prefix, s);
+        if start_after.as_ref().is_none_or(|a| *a < skip) {
+            start_after = Some(skip);
+        }
+    }
+    let lister = |k| Lister::new(s3.clone(), cfg.clone(), k, bounds, start_after.clone());
+    if let Some(p) = &ctx.progress {
+        Progress::add(&p.listed_objects, state.failed.len() as u64);
+        tokio::spawn(count(lister(keys.clone()), p.clone(), ctx.shutdown.clone()));
+    }
+    let (list_tx, list_rx) = mpsc::channel::<Listed>(256);
+    let handle = tokio::spawn(feed(lister(keys), list_tx, ctx.shutdown.clone()));
+    (list_rx, handle)
+}
+
+/// What the runner's loop reads from and writes to.
+struct Loop {
+    /// Dropped once nothing more will be read, so the sinks flush what they hold.
+    reader: Option<Arc<ObjectReader>>,
+    /// Keys to read before the listing's (the checkpoint's failed ones).
+    queued: VecDeque<u64>,
+    list_rx: mpsc::Receiver<Listed>,
+    listing_open: bool,
+    lister: JoinHandle<Result<(), ListError>>,
+    lister_done: bool,
+    unit_rx: mpsc::UnboundedReceiver<UnitDone<ObjMeta>>,
+    store: Arc<CheckpointStore>,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+}
+
+impl Runner {
+    /// Read objects up to the concurrency until the listing, the queue and the retries are
+    /// spent and nothing is in flight (or a stop).
+    async fn serve(&mut self, lp: &mut Loop) {
+        let mut save_tick = tokio::time::interval(SAVE_EVERY);
+        let mut last_save = Instant::now();
+        loop {
+            self.launch_ready(lp);
+            let idle = !lp.listing_open && lp.queued.is_empty() && self.retries.is_empty();
+            if idle || self.shutting {
+                // Nothing more will be read: let the sinks flush what they hold now.
+                lp.reader = None;
+                self.can_retry = false;
+            }
+            if self.inflight == 0 && (idle || self.shutting) {
+                return;
+            }
+            let next_retry = self.retries.iter().map(|(t, _)| *t).min();
+            let want_more =
+                lp.listing_open && !self.shutting && self.inflight < self.cfg.concurrency;
+            tokio::select! {
+                l = lp.list_rx.recv(), if want_more => match l {
+                    Some(l) => {
+                        let seq = self.add(l.key, l.size, true);
+                        if let Some(rd) = &lp.reader {
+                            self.launch(seq, rd);
+                        }
+                    }
+                    None => lp.listing_open = false,
+                },
+                Some(d) = lp.unit_rx.recv() => {
+                    self.settle(d);
+                    // Save soon after the position moves: a crash re-reads at most the objects
+                    // in flight and those settled in the last SAVE_EVERY.
+                    if self.dirty && last_save.elapsed() >= SAVE_EVERY {
+                        self.save(&lp.store).await;
+                        last_save = Instant::now();
+                    }
+                }
+                _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && !self.shutting => {}
+                res = &mut lp.lister, if !lp.lister_done => {
+                    lp.lister_done = true;
+                    if let Some(e) = listing_failed(res) {
+                        tracing::error!(source = %self.name, error = %e, "cannot list the bucket; stopping after the objects in flight");
+                        self.report.fatal = Some(e);
+                        lp.listing_open = false;
+                    }
+                }
+                _ = lp.shutdown.cancelled(), if !self.shutting => {
+                    self.shutting = true;
+                    self.retries.clear();
+                }
+                _ = lp.hard_stop.cancelled() => {
+                    self.report.units_unresolved = self.inflight as u64;
+                    return;
+                }
+                _ = save_tick.tick() => self.save(&lp.store).await,
+            }
+        }
+    }
+
+    /// Start due retries, then queued keys, up to the concurrency.
+    fn launch_ready(&mut self, lp: &mut Loop) {
+        if self.shutting {
+            return;
+        }
+        let Some(rd) = lp.reader.clone() else { return };
+        while self.inflight < self.cfg.concurrency {
+            let Some(seq) = self.due_retry().or_else(|| lp.queued.pop_front()) else {
+                break;
+            };
+            self.launch(seq, &rd);
+        }
+    }
+
+    /// The listing may have ended (its channel closed) before its result was read: a failed
+    /// listing must not pass for an empty one.
+    async fn finish_listing(&mut self, lp: &mut Loop) {
+        if lp.lister_done {
+            return;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), &mut lp.lister).await {
+            Ok(res) => {
+                if let Some(e) = listing_failed(res) {
+                    tracing::error!(source = %self.name, error = %e, "cannot list the bucket");
+                    self.report.fatal = Some(e);
+                }
+            }
+            Err(_) => lp.lister.abort(),
+        }
+    }
 }
 
 #[cfg(test)]

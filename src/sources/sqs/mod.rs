@@ -266,57 +266,69 @@ async fn receiver(
             break;
         }
         for m in msgs {
-            let (Some(id), Some(receipt)) = (m.message_id.clone(), m.receipt_handle.clone()) else {
-                continue;
-            };
-            let receive_count: u32 = m
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let done = CancellationToken::new();
-            let meta = MsgMeta {
-                message_id: id.clone(),
-                receipt_handle: receipt.clone(),
-                receive_count,
-                done: done.clone(),
-            };
-            let unit = UnitHandle::new(meta, units.clone());
-            shared.extend_visibility(receipt, id.clone(), done.clone());
-            let body = m.body.unwrap_or_default();
-            match message::process(&ctx, &body, &unit).await {
-                Outcome::Read { objects, events } => {
-                    counts.events += events;
-                    telemetry::add(
-                        "events_received_total",
-                        &[("component", &shared.name)],
-                        events,
-                    );
-                    tracing::debug!(source = %shared.name, message_id = %id, objects, events, "message read");
-                    unit.seal();
-                }
-                Outcome::Nothing(what) => {
-                    tracing::debug!(source = %shared.name, message_id = %id, "{what}: nothing to read; message deleted");
-                    unit.seal();
-                }
-                Outcome::Poison { reason, detail } => {
-                    counts.poison += 1;
-                    telemetry::bad_input(&shared.name, reason);
-                    tracing::error!(source = %shared.name, message_id = %id, receive_count, reason, "{detail}; message left on the queue (after its redrive limit it goes to the DLQ), the other messages go on");
-                    done.cancel();
-                    unit.abandon();
-                }
-                Outcome::Retry(detail) => {
-                    telemetry::count("sqs_message_retries_total", &[("component", &shared.name)]);
-                    tracing::warn!(source = %shared.name, message_id = %id, receive_count, "{detail}; the message comes back after its visibility timeout");
-                    done.cancel();
-                    unit.abandon();
-                }
-            }
+            handle_message(&shared, &ctx, &units, m, &mut counts).await;
         }
     }
     counts
+}
+
+/// One received message: its visibility kept extended while it is read, its objects read
+/// into one unit; bad input is left on the queue for its redrive policy.
+async fn handle_message(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    units: &mpsc::UnboundedSender<UnitDone<MsgMeta>>,
+    m: aws_sdk_sqs::types::Message,
+    counts: &mut Counts,
+) {
+    let (Some(id), Some(receipt)) = (m.message_id.clone(), m.receipt_handle.clone()) else {
+        return;
+    };
+    let receive_count: u32 = m
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let done = CancellationToken::new();
+    let meta = MsgMeta {
+        message_id: id.clone(),
+        receipt_handle: receipt.clone(),
+        receive_count,
+        done: done.clone(),
+    };
+    let unit = UnitHandle::new(meta, units.clone());
+    shared.extend_visibility(receipt, id.clone(), done.clone());
+    let body = m.body.unwrap_or_default();
+    match message::process(ctx, &body, &unit).await {
+        Outcome::Read { objects, events } => {
+            counts.events += events;
+            telemetry::add(
+                "events_received_total",
+                &[("component", &shared.name)],
+                events,
+            );
+            tracing::debug!(source = %shared.name, message_id = %id, objects, events, "message read");
+            unit.seal();
+        }
+        Outcome::Nothing(what) => {
+            tracing::debug!(source = %shared.name, message_id = %id, "{what}: nothing to read; message deleted");
+            unit.seal();
+        }
+        Outcome::Poison { reason, detail } => {
+            counts.poison += 1;
+            telemetry::bad_input(&shared.name, reason);
+            tracing::error!(source = %shared.name, message_id = %id, receive_count, reason, "{detail}; message left on the queue (after its redrive limit it goes to the DLQ), the other messages go on");
+            done.cancel();
+            unit.abandon();
+        }
+        Outcome::Retry(detail) => {
+            telemetry::count("sqs_message_retries_total", &[("component", &shared.name)]);
+            tracing::warn!(source = %shared.name, message_id = %id, receive_count, "{detail}; the message comes back after its visibility timeout");
+            done.cancel();
+            unit.abandon();
+        }
+    }
 }
 
 type Announce = Option<mpsc::UnboundedSender<(String, String)>>;

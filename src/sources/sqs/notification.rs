@@ -75,82 +75,19 @@ fn parse_value(v: &Value, depth: u8) -> Result<Notice, Poison> {
     if v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Ok(Notice::Ignore("s3:TestEvent".into()));
     }
-    // CloudTrail's own notification.
     if let (Some(bucket), Some(keys)) = (
         v.get("s3Bucket").and_then(Value::as_str),
         v.get("s3ObjectKey"),
     ) {
-        let keys = keys
-            .as_array()
-            .ok_or_else(|| poison("unknown_shape", "s3ObjectKey is not a list"))?;
-        let objects = keys
-            .iter()
-            .map(|k| {
-                k.as_str()
-                    .map(|k| ObjectRef {
-                        bucket: bucket.to_string(),
-                        key: k.to_string(),
-                    })
-                    .ok_or_else(|| poison("unknown_shape", "an s3ObjectKey entry is not a string"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Notice::Objects(objects));
+        return cloudtrail_notice(bucket, keys);
     }
-    // EventBridge event from S3.
     if v.get("source").and_then(Value::as_str) == Some("aws.s3") && v.get("detail").is_some() {
-        let dt = v.get("detail-type").and_then(Value::as_str).unwrap_or("");
-        if dt != "Object Created" {
-            return Ok(Notice::Ignore(format!("EventBridge {dt:?}")));
-        }
-        let bucket = str_at(v, &["detail", "bucket", "name"]).ok_or_else(|| {
-            poison(
-                "unknown_shape",
-                "EventBridge event without detail.bucket.name",
-            )
-        })?;
-        let key = str_at(v, &["detail", "object", "key"]).ok_or_else(|| {
-            poison(
-                "unknown_shape",
-                "EventBridge event without detail.object.key",
-            )
-        })?;
-        return Ok(Notice::Objects(vec![ObjectRef {
-            bucket: bucket.into(),
-            key: key.into(),
-        }]));
+        return eventbridge_notice(v);
     }
-    // S3 event notification.
     if let Some(records) = v.get("Records").and_then(Value::as_array)
         && records.iter().any(|r| r.get("s3").is_some())
     {
-        let mut objects = Vec::new();
-        let mut ignored = Vec::new();
-        for r in records {
-            let version = r.get("eventVersion").and_then(Value::as_str).unwrap_or("");
-            if !version.starts_with("2.") {
-                return Err(poison(
-                    "unknown_shape",
-                    format!("S3 event notification eventVersion {version:?} (2.x understood)"),
-                ));
-            }
-            let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
-            if !name.starts_with("ObjectCreated:") {
-                ignored.push(name.to_string());
-                continue;
-            }
-            let bucket = str_at(r, &["s3", "bucket", "name"])
-                .ok_or_else(|| poison("unknown_shape", "S3 record without s3.bucket.name"))?;
-            let key = str_at(r, &["s3", "object", "key"])
-                .ok_or_else(|| poison("unknown_shape", "S3 record without s3.object.key"))?;
-            objects.push(ObjectRef {
-                bucket: bucket.into(),
-                key: decode_key(key)?,
-            });
-        }
-        if objects.is_empty() {
-            return Ok(Notice::Ignore(format!("S3 {}", ignored.join(", "))));
-        }
-        return Ok(Notice::Objects(objects));
+        return s3_notice(records);
     }
     if v.get("Records").is_some() || v.get("eventVersion").is_some() {
         return Err(poison(
@@ -162,6 +99,81 @@ fn parse_value(v: &Value, depth: u8) -> Result<Notice, Poison> {
         "unknown_shape",
         "not an S3, SNS, EventBridge or CloudTrail notification",
     ))
+}
+
+/// CloudTrail's own notification: `s3Bucket` and the list `s3ObjectKey`.
+fn cloudtrail_notice(bucket: &str, keys: &Value) -> Result<Notice, Poison> {
+    let keys = keys
+        .as_array()
+        .ok_or_else(|| poison("unknown_shape", "s3ObjectKey is not a list"))?;
+    let objects = keys
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .map(|k| ObjectRef {
+                    bucket: bucket.to_string(),
+                    key: k.to_string(),
+                })
+                .ok_or_else(|| poison("unknown_shape", "an s3ObjectKey entry is not a string"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Notice::Objects(objects))
+}
+
+/// An EventBridge event from S3: only `Object Created` announces an object.
+fn eventbridge_notice(v: &Value) -> Result<Notice, Poison> {
+    let dt = v.get("detail-type").and_then(Value::as_str).unwrap_or("");
+    if dt != "Object Created" {
+        return Ok(Notice::Ignore(format!("EventBridge {dt:?}")));
+    }
+    let bucket = str_at(v, &["detail", "bucket", "name"]).ok_or_else(|| {
+        poison(
+            "unknown_shape",
+            "EventBridge event without detail.bucket.name",
+        )
+    })?;
+    let key = str_at(v, &["detail", "object", "key"]).ok_or_else(|| {
+        poison(
+            "unknown_shape",
+            "EventBridge event without detail.object.key",
+        )
+    })?;
+    Ok(Notice::Objects(vec![ObjectRef {
+        bucket: bucket.into(),
+        key: key.into(),
+    }]))
+}
+
+/// An S3 event notification (eventVersion 2.x): its `ObjectCreated:*` records.
+fn s3_notice(records: &[Value]) -> Result<Notice, Poison> {
+    let mut objects = Vec::new();
+    let mut ignored = Vec::new();
+    for r in records {
+        let version = r.get("eventVersion").and_then(Value::as_str).unwrap_or("");
+        if !version.starts_with("2.") {
+            return Err(poison(
+                "unknown_shape",
+                format!("S3 event notification eventVersion {version:?} (2.x understood)"),
+            ));
+        }
+        let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
+        if !name.starts_with("ObjectCreated:") {
+            ignored.push(name.to_string());
+            continue;
+        }
+        let bucket = str_at(r, &["s3", "bucket", "name"])
+            .ok_or_else(|| poison("unknown_shape", "S3 record without s3.bucket.name"))?;
+        let key = str_at(r, &["s3", "object", "key"])
+            .ok_or_else(|| poison("unknown_shape", "S3 record without s3.object.key"))?;
+        objects.push(ObjectRef {
+            bucket: bucket.into(),
+            key: decode_key(key)?,
+        });
+    }
+    if objects.is_empty() {
+        return Ok(Notice::Ignore(format!("S3 {}", ignored.join(", "))));
+    }
+    Ok(Notice::Objects(objects))
 }
 
 #[cfg(test)]

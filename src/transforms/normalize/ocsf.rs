@@ -7,91 +7,94 @@ use serde_json::{Map, Value, json};
 
 pub const VERSION: &str = "1.1.0";
 
+/// The verbs that open an API operation's name, by API Activity (OCSF `activity_id`): a name
+/// is the verb's if it starts with the verb followed by an upper-case letter, a digit or its end.
+const CREATE_VERBS: &[&str] = &[
+    "Create",
+    "Add",
+    "Allocate",
+    "Import",
+    "Register",
+    "Run",
+    "Issue",
+    "Generate",
+    "Request",
+    "Copy",
+    "Upload",
+    "Publish",
+    "Send",
+    "Invoke",
+    "Assume",
+    "Launch",
+    "Provision",
+    "Post",
+];
+const READ_VERBS: &[&str] = &[
+    "Get", "Describe", "List", "Head", "Lookup", "Search", "Select", "Scan", "Query", "BatchGet",
+    "Check", "Download", "Retrieve", "Decrypt", "Verify", "Test", "Preview", "Estimate",
+    "Validate", "Filter", "Read", "View",
+];
+const UPDATE_VERBS: &[&str] = &[
+    "Update",
+    "Put",
+    "Modify",
+    "Set",
+    "Change",
+    "Attach",
+    "Detach",
+    "Associate",
+    "Disassociate",
+    "Enable",
+    "Disable",
+    "Tag",
+    "Untag",
+    "Reset",
+    "Replace",
+    "Start",
+    "Stop",
+    "Reboot",
+    "Restore",
+    "Apply",
+    "Authorize",
+    "Accept",
+    "Reject",
+    "Rotate",
+    "Encrypt",
+    "Resume",
+    "Suspend",
+    "Move",
+    "Rename",
+    "Renew",
+    "Activate",
+    "Deactivate",
+    "Assign",
+    "Unassign",
+    "Link",
+    "Unlink",
+    "Grant",
+    "Edit",
+    "Restart",
+];
+const DELETE_VERBS: &[&str] = &[
+    "Delete",
+    "Remove",
+    "Terminate",
+    "Deregister",
+    "Revoke",
+    "Release",
+    "Purge",
+    "Destroy",
+    "Deprovision",
+    "Disconnect",
+    "Cancel",
+    "Abort",
+    "Unsubscribe",
+    "Clear",
+    "Drop",
+];
+
 /// The CRUD activity of an API call, from its verb (`activity_id`, caption).
 pub fn api_activity(event_name: &str, read_only: Option<bool>) -> (u8, &'static str) {
-    const CREATE: &[&str] = &[
-        "Create",
-        "Add",
-        "Allocate",
-        "Import",
-        "Register",
-        "Run",
-        "Issue",
-        "Generate",
-        "Request",
-        "Copy",
-        "Upload",
-        "Publish",
-        "Send",
-        "Invoke",
-        "Assume",
-        "Launch",
-        "Provision",
-        "Post",
-    ];
-    const READ: &[&str] = &[
-        "Get", "Describe", "List", "Head", "Lookup", "Search", "Select", "Scan", "Query",
-        "BatchGet", "Check", "Download", "Retrieve", "Decrypt", "Verify", "Test", "Preview",
-        "Estimate", "Validate", "Filter", "Read", "View",
-    ];
-    const UPDATE: &[&str] = &[
-        "Update",
-        "Put",
-        "Modify",
-        "Set",
-        "Change",
-        "Attach",
-        "Detach",
-        "Associate",
-        "Disassociate",
-        "Enable",
-        "Disable",
-        "Tag",
-        "Untag",
-        "Reset",
-        "Replace",
-        "Start",
-        "Stop",
-        "Reboot",
-        "Restore",
-        "Apply",
-        "Authorize",
-        "Accept",
-        "Reject",
-        "Rotate",
-        "Encrypt",
-        "Resume",
-        "Suspend",
-        "Move",
-        "Rename",
-        "Renew",
-        "Activate",
-        "Deactivate",
-        "Assign",
-        "Unassign",
-        "Link",
-        "Unlink",
-        "Grant",
-        "Edit",
-        "Restart",
-    ];
-    const DELETE: &[&str] = &[
-        "Delete",
-        "Remove",
-        "Terminate",
-        "Deregister",
-        "Revoke",
-        "Release",
-        "Purge",
-        "Destroy",
-        "Deprovision",
-        "Disconnect",
-        "Cancel",
-        "Abort",
-        "Unsubscribe",
-        "Clear",
-        "Drop",
-    ];
     let verb_is = |verbs: &[&str]| {
         verbs.iter().any(|v| {
             event_name.starts_with(v)
@@ -101,13 +104,13 @@ pub fn api_activity(event_name: &str, read_only: Option<bool>) -> (u8, &'static 
                     .is_none_or(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         })
     };
-    if verb_is(DELETE) {
+    if verb_is(DELETE_VERBS) {
         (4, "Delete")
-    } else if verb_is(CREATE) {
+    } else if verb_is(CREATE_VERBS) {
         (1, "Create")
-    } else if verb_is(READ) {
+    } else if verb_is(READ_VERBS) {
         (2, "Read")
-    } else if verb_is(UPDATE) {
+    } else if verb_is(UPDATE_VERBS) {
         (3, "Update")
     } else if read_only == Some(true) {
         (2, "Read")
