@@ -3,7 +3,10 @@
 //! identity / IRSA, EKS Pod Identity, ECS, EC2 instance metadata with IMDSv2); nothing here
 //! signs or stores credentials itself.
 
+mod error;
 pub mod trail_keys;
+
+pub use error::{AwsError, BoundError, FlagError};
 
 use serde::Deserialize;
 
@@ -125,13 +128,13 @@ pub const RETRYABLE_CODES: &[&str] = &[
 ];
 
 /// `s3://bucket/prefix` → (bucket, prefix).
-pub fn parse_url(url: &str) -> Result<(String, String), String> {
+pub fn parse_url(url: &str) -> Result<(String, String), AwsError> {
     let rest = url
         .strip_prefix("s3://")
-        .ok_or_else(|| format!("{url:?}: expected s3://BUCKET/PREFIX"))?;
+        .ok_or_else(|| AwsError::NotS3Url { url: url.into() })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("{url:?}: no bucket"));
+        return Err(AwsError::NoBucket { url: url.into() });
     }
     Ok((bucket.to_string(), prefix.to_string()))
 }
@@ -195,7 +198,7 @@ pub async fn list_keys(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, AwsError> {
     let mut out = Vec::new();
     let mut pages = client
         .list_objects_v2()
@@ -204,8 +207,11 @@ pub async fn list_keys(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+        let page = page.map_err(|e| AwsError::List {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            detail: error_text(&e),
+        })?;
         out.extend(
             page.contents()
                 .iter()
@@ -220,20 +226,28 @@ pub async fn get_object(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<(bytes::Bytes, std::collections::HashMap<String, String>), String> {
+) -> Result<(bytes::Bytes, std::collections::HashMap<String, String>), AwsError> {
     let o = client
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| AwsError::Get {
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: error_text(&e),
+        })?;
     let meta = o.metadata().cloned().unwrap_or_default();
     let body = o
         .body
         .collect()
         .await
-        .map_err(|e| format!("reading the body: {e}"))?
+        .map_err(|e| AwsError::Body {
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: e.to_string(),
+        })?
         .into_bytes();
     Ok((body, meta))
 }

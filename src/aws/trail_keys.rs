@@ -3,17 +3,34 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
+use super::{BoundError, FlagError};
+
 /// A bound given as a day (`2026-11-01`, midnight UTC) or an RFC 3339 time.
-pub fn parse_bound(s: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_bound(s: &str) -> Result<DateTime<Utc>, BoundError> {
+    let err = |why: String| BoundError {
+        value: s.into(),
+        why,
+    };
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return d
             .and_hms_opt(0, 0, 0)
             .map(|t| t.and_utc())
-            .ok_or_else(|| format!("{s:?}: not a day"));
+            .ok_or_else(|| err("not a day".into()));
     }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{s:?}: expected YYYY-MM-DD or an RFC 3339 time ({e})"))
+        .map_err(|e| err(format!("expected YYYY-MM-DD or an RFC 3339 time ({e})")))
+}
+
+/// A command's optional time-bound flag (`--since`, `--until`), parsed.
+pub fn parse_flag(
+    flag: &'static str,
+    value: &Option<String>,
+) -> Result<Option<DateTime<Utc>>, FlagError> {
+    value
+        .as_deref()
+        .map(|v| parse_bound(v).map_err(|source| FlagError { flag, source }))
+        .transpose()
 }
 
 /// The last `YYYY/MM/DD` run of path segments in `key`, as a date.

@@ -37,4 +37,19 @@ pub enum BufferError {
     /// The saved delivered position could not be read.
     #[error("sink {sink}: disk buffer position: {message}")]
     Position { sink: String, message: String },
+    /// A segment could not be read (retried in a second; the records stay on disk).
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A complete segment ends before a record the buffer recorded.
+    #[error("{}: shorter than expected (offset {offset}, end {end})", path.display())]
+    Short {
+        path: PathBuf,
+        offset: u64,
+        end: u64,
+    },
+    #[error("buffer read task: {0}")]
+    ReadTask(String),
 }

@@ -313,7 +313,7 @@ impl Reader {
     }
 
     /// The next batch to send: a failed chunk whose time has come, else new records.
-    async fn next_work(&mut self) -> Result<Option<Batch>, String> {
+    async fn next_work(&mut self) -> Result<Option<Batch>, BufferError> {
         let now = Instant::now();
         let due = self.chunks.iter().find_map(|(id, c)| match c.state {
             State::Waiting(t) if t <= now => Some(*id),
@@ -339,7 +339,7 @@ impl Reader {
                 match std::fs::metadata(&path) {
                     Ok(m) => (m.len(), true),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, true),
-                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                    Err(source) => return Err(BufferError::Read { path, source }),
                 }
             } else {
                 (f.len, false)
@@ -365,10 +365,11 @@ impl Reader {
             }
             let read = read_range(&self.shared.dir, self.cursor, limit, self.chunk_events).await?;
             if read.used == 0 {
-                return Err(format!(
-                    "{}: shorter than expected (offset {offset}, end {limit})",
-                    segment::path(&self.shared.dir, segment).display()
-                ));
+                return Err(BufferError::Short {
+                    path: segment::path(&self.shared.dir, segment),
+                    offset,
+                    end: limit,
+                });
             }
             let start = self.cursor;
             self.cursor.offset += read.used;
@@ -462,11 +463,11 @@ async fn read_range(
     start: Pos,
     limit: u64,
     max_items: usize,
-) -> Result<Chunked, String> {
+) -> Result<Chunked, BufferError> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || read_range_blocking(&dir, start, limit, max_items))
         .await
-        .map_err(|e| format!("buffer read task: {e}"))?
+        .map_err(|e| BufferError::ReadTask(e.to_string()))?
 }
 
 fn read_range_blocking(
@@ -474,9 +475,12 @@ fn read_range_blocking(
     start: Pos,
     limit: u64,
     max_items: usize,
-) -> Result<Chunked, String> {
+) -> Result<Chunked, BufferError> {
     let path = segment::path(dir, start.segment);
-    let ctx = |e: std::io::Error| format!("{}: {e}", path.display());
+    let ctx = |source: std::io::Error| BufferError::Read {
+        path: path.clone(),
+        source,
+    };
     let mut f = File::open(&path).map_err(ctx)?;
     f.seek(SeekFrom::Start(start.offset)).map_err(ctx)?;
     let avail = limit.saturating_sub(start.offset) as usize;

@@ -62,11 +62,14 @@ async fn handle(
 }
 
 /// Listen on `addr` (an error if it cannot: the process does not start without its API).
-pub async fn serve(api: &ApiConfig, health: Arc<Health>) -> Result<JoinHandle<()>, String> {
+pub async fn serve(
+    api: &ApiConfig,
+    health: Arc<Health>,
+) -> Result<JoinHandle<()>, super::CliError> {
     let (addr, stuck_after) = (api.address, api.stuck_after);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("api.address {addr}: cannot listen: {e}"))?;
+        .map_err(|source| super::CliError::Listen { addr, source })?;
     tracing::info!(address = %addr, "HTTP API listening (/health, /ready, /metrics)");
     Ok(tokio::spawn(async move {
         loop {

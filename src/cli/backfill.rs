@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::CliError;
 use crate::aws::parse_url;
 use crate::core::run::Progress;
 use crate::sources::SourceConfig;
@@ -44,18 +45,17 @@ pub struct Request {
 }
 
 /// Put the backfill's S3 source in the place of the pipeline's source.
-pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
+pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, CliError> {
     let name = match &req.source {
         Some(n) if cfg.sources.contains_key(n) => n.clone(),
-        Some(n) => return Err(format!("the pipeline has no source named {n:?}")),
+        Some(n) => return Err(CliError::NoSuchSource(n.clone())),
         None if cfg.sources.len() == 1 => cfg.sources.keys().next().cloned().unwrap_or_default(),
         None if cfg.sources.is_empty() => {
-            return Err("the pipeline has no source whose place the backfill can take".into());
+            return Err(CliError::NoSource);
         }
         None => {
-            return Err(format!(
-                "the pipeline has several sources ({}); name the one to replace with --source",
-                cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+            return Err(CliError::SeveralSources(
+                cfg.sources.keys().cloned().collect(),
             ));
         }
     };
@@ -68,7 +68,10 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
     let mut table = toml::Table::new();
     table.insert("bucket".into(), bucket.into());
     table.insert("prefix".into(), prefix.into());
-    let src: S3SourceConfig = crate::config::from_table(table).map_err(|e| e.message)?;
+    let src: S3SourceConfig = crate::config::from_table(table).map_err(|e| CliError::Setting {
+        key: e.path.join("."),
+        message: e.message,
+    })?;
     let src = S3SourceConfig {
         start_time: req.since.clone(),
         end_time: req.until.clone(),
@@ -82,8 +85,10 @@ pub fn apply(cfg: &mut Config, req: &Request) -> Result<String, String> {
     };
     let errs = src.check();
     if let Some(e) = errs.first() {
-        let key = e.path.join(".");
-        return Err(format!("{key}: {}", e.message));
+        return Err(CliError::Setting {
+            key: e.path.join("."),
+            message: e.message.clone(),
+        });
     }
     let others: Vec<String> = cfg
         .sources
@@ -198,7 +203,12 @@ mod tests {
             since: Some("2026-11-01".into()),
             ..Default::default()
         };
-        assert!(apply(&mut cfg, &req).unwrap_err().contains("--source"));
+        assert!(
+            apply(&mut cfg, &req)
+                .unwrap_err()
+                .to_string()
+                .contains("--source")
+        );
         let req = Request {
             source: Some("queue".into()),
             ..req
@@ -220,6 +230,11 @@ mod tests {
             url: "s3://trail/".into(),
             ..Default::default()
         };
-        assert!(apply(&mut cfg, &bad).unwrap_err().contains("start_time"));
+        assert!(
+            apply(&mut cfg, &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("start_time")
+        );
     }
 }

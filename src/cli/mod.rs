@@ -5,8 +5,11 @@
 
 pub mod api;
 pub mod backfill;
+mod error;
 pub mod lookup;
 pub mod run;
 pub mod systemd;
 pub mod top;
 pub mod verify;
+
+pub use error::CliError;

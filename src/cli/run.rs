@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::{api, systemd};
+use super::{CliError, api, systemd};
 use crate::core::run::{Health, Outcome, Progress};
 use crate::sources::SourceReport;
 use crate::telemetry;
@@ -62,7 +62,7 @@ impl Signals {
 
 /// Changes to the config file: its directory is watched (editors and ConfigMap updates
 /// replace the file rather than write it).
-fn watch_config(path: &Path) -> Result<ConfigWatch, String> {
+fn watch_config(path: &Path) -> Result<ConfigWatch, CliError> {
     use notify::Watcher;
     let (tx, rx) = mpsc::channel(1);
     let dir = path
@@ -81,9 +81,12 @@ fn watch_config(path: &Path) -> Result<ConfigWatch, String> {
             let _ = tx.try_send(());
         }
     })
-    .map_err(|e| format!("--watch-config: {e}"))?;
+    .map_err(CliError::Watcher)?;
     w.watch(&dir, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| format!("--watch-config: cannot watch {}: {e}", dir.display()))?;
+        .map_err(|source| CliError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
     Ok((w, rx))
 }
 

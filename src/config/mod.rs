@@ -68,10 +68,10 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+    pub fn new(path: &[&str], message: impl std::fmt::Display) -> Self {
         FieldError {
             path: path.iter().map(|s| s.to_string()).collect(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
     /// An unknown top-level key: name the keys taken out of the table before the component's

@@ -75,7 +75,7 @@ impl Digest {
 
 /// A public key to check signatures with: DER (PKCS#1 RSAPublicKey, as ListPublicKeys returns
 /// it) or PEM of it.
-pub fn key_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub fn key_der(bytes: &[u8]) -> Result<Vec<u8>, super::IntegrityError> {
     let text = String::from_utf8_lossy(bytes);
     if !text.contains("-----BEGIN") {
         return Ok(bytes.to_vec());
@@ -88,7 +88,7 @@ pub fn key_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .concat();
     base64::engine::general_purpose::STANDARD
         .decode(body.trim())
-        .map_err(|e| format!("not a PEM key: {e}"))
+        .map_err(super::IntegrityError::Pem)
 }
 
 /// Whether `signature` (hex) is a valid RSA PKCS#1 v1.5 SHA-256 signature of `message`.

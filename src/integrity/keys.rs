@@ -35,7 +35,7 @@ impl KeyFetcher {
         &mut self,
         region: &str,
         at: DateTime<Utc>,
-    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+    ) -> Result<Vec<(String, Vec<u8>)>, super::IntegrityError> {
         if !self
             .asked
             .insert((region.to_string(), at.timestamp() / 3600))
@@ -71,8 +71,9 @@ impl KeyFetcher {
                         .set_next_token(token.clone())
                         .send(),
                 )
-                .map_err(|e| {
-                    format!("ListPublicKeys in {region}: {}", crate::aws::error_text(&e))
+                .map_err(|e| super::IntegrityError::ListPublicKeys {
+                    region: region.into(),
+                    detail: crate::aws::error_text(&e),
                 })?;
             for k in resp.public_key_list() {
                 if let (Some(fp), Some(v)) = (k.fingerprint(), k.value()) {

@@ -5,8 +5,11 @@
 //! uncompressed content, and log files no digest accounts for.
 
 pub mod digest;
+mod error;
 pub mod keys;
 mod store;
+
+pub use error::IntegrityError;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -102,13 +105,16 @@ struct Loaded {
     signature: Option<String>,
 }
 
-fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
+fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, IntegrityError> {
     let mut keys = HashMap::new();
     for spec in specs {
         let (fp, path) = spec
             .split_once('=')
-            .ok_or_else(|| format!("--public-key {spec:?}: expected FINGERPRINT=FILE"))?;
-        let bytes = std::fs::read(path).map_err(|e| format!("--public-key {path}: {e}"))?;
+            .ok_or_else(|| IntegrityError::KeySpec { spec: spec.clone() })?;
+        let bytes = std::fs::read(path).map_err(|source| IntegrityError::KeyFile {
+            path: path.into(),
+            source,
+        })?;
         keys.insert(fp.to_ascii_lowercase(), key_der(&bytes)?);
     }
     Ok(keys)
@@ -116,7 +122,7 @@ fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
 
 fn open_store(
     args: &VerifyArgs,
-) -> Result<(Store, String, Option<tokio::runtime::Runtime>), String> {
+) -> Result<(Store, String, Option<tokio::runtime::Runtime>), IntegrityError> {
     if !args.location.starts_with("s3://") {
         return Ok((
             Store::Local(PathBuf::from(&args.location)),
@@ -128,7 +134,7 @@ fn open_store(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(IntegrityError::Runtime)?;
     let access = crate::aws::AwsAccess {
         region: args.aws_region.clone(),
         endpoint: args.endpoint.clone(),
@@ -161,12 +167,8 @@ struct Checker {
     report: Report,
 }
 
-pub fn run(args: &VerifyArgs) -> Result<Report, String> {
-    let bound = |s: &Option<String>, flag: &str| {
-        s.as_deref()
-            .map(|v| crate::aws::trail_keys::parse_bound(v).map_err(|e| format!("--{flag}: {e}")))
-            .transpose()
-    };
+pub fn run(args: &VerifyArgs) -> Result<Report, IntegrityError> {
+    use crate::aws::trail_keys::parse_flag;
     let (store, prefix, runtime) = open_store(args)?;
     // A runtime for the AWS calls (the S3 one, or one of its own for a local directory).
     let runtime = match runtime {
@@ -175,7 +177,7 @@ pub fn run(args: &VerifyArgs) -> Result<Report, String> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?,
+                .map_err(IntegrityError::Runtime)?,
         ),
         None => None,
     };
@@ -191,8 +193,8 @@ pub fn run(args: &VerifyArgs) -> Result<Report, String> {
         _ => None,
     };
     let mut c = Checker {
-        since: bound(&args.since, "since")?,
-        until: bound(&args.until, "until")?,
+        since: parse_flag("since", &args.since)?,
+        until: parse_flag("until", &args.until)?,
         keys: public_keys(&args.public_keys)?,
         fetcher,
         store,
@@ -285,7 +287,7 @@ impl Watch {
     }
 
     /// Check what is new; the problems found (each reported once).
-    pub fn check(&mut self) -> Result<Vec<Problem>, String> {
+    pub fn check(&mut self) -> Result<Vec<Problem>, IntegrityError> {
         let c = &mut self.checker;
         let keys = c.store.list(&self.prefix)?;
         let digests = c.load_digests(&keys, &self.checked);
@@ -307,7 +309,10 @@ impl Watch {
 impl Watch {
     /// Check digests announced one by one (an SQS notification), without listing: their log
     /// files by the keys they record, and the previous digest read when it was not seen.
-    pub fn check_announced(&mut self, digest_keys: &[String]) -> Result<Vec<Problem>, String> {
+    pub fn check_announced(
+        &mut self,
+        digest_keys: &[String],
+    ) -> Result<Vec<Problem>, IntegrityError> {
         let c = &mut self.checker;
         c.fetch_previous = true;
         let digests = c.load_digests(digest_keys, &self.checked);
@@ -331,7 +336,7 @@ impl Watch {
 }
 
 /// The public keys of `--public-key`-style specs (FINGERPRINT=FILE).
-pub fn load_public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, String> {
+pub fn load_public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, IntegrityError> {
     public_keys(specs)
 }
 
@@ -358,8 +363,8 @@ impl Checker {
         let mut digests = Vec::new();
         for key in keys.iter().filter(|k| is_digest(k) && !skip.contains(*k)) {
             let loaded = self.store.read(key).and_then(|(content, signature)| {
-                let digest: Digest = serde_json::from_slice(&content)
-                    .map_err(|e| format!("not a digest file: {e}"))?;
+                let digest: Digest =
+                    serde_json::from_slice(&content).map_err(IntegrityError::NotDigest)?;
                 Ok(Loaded {
                     key: key.clone(),
                     hash: sha256_hex(&content),
@@ -547,7 +552,7 @@ impl Checker {
                             self.problem("LogFileModified", name, what);
                         }
                     }
-                    Err(e) if e.contains("NoSuchKey") => {
+                    Err(e) if e.is_missing() => {
                         let what = format!("missing (listed in {})", file_name(&l.key));
                         self.problem("LogFileMissing", name, what);
                     }

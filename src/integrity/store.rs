@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use super::IntegrityError;
+
 /// Where the files are read from.
 pub enum Store {
     Local(PathBuf),
@@ -16,12 +18,15 @@ pub enum Store {
     },
 }
 
-fn gunzip_if(data: Vec<u8>) -> Result<Vec<u8>, String> {
+fn gunzip_if(key: &str, data: Vec<u8>) -> Result<Vec<u8>, IntegrityError> {
     if data.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&data[..])
             .read_to_end(&mut out)
-            .map_err(|e| format!("cannot decompress: {e}"))?;
+            .map_err(|source| IntegrityError::Gunzip {
+                key: key.into(),
+                source,
+            })?;
         Ok(out)
     } else {
         Ok(data)
@@ -30,12 +35,15 @@ fn gunzip_if(data: Vec<u8>) -> Result<Vec<u8>, String> {
 
 impl Store {
     /// Every key under the location (local: paths relative to the directory, with `/`).
-    pub fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, IntegrityError> {
         match self {
             Store::Local(root) => {
                 let mut out = Vec::new();
                 for e in walkdir::WalkDir::new(root).sort_by_file_name() {
-                    let e = e.map_err(|e| e.to_string())?;
+                    let e = e.map_err(|e| IntegrityError::Walk {
+                        root: root.clone(),
+                        detail: e.to_string(),
+                    })?;
                     if e.file_type().is_file()
                         && let Ok(rel) = e.path().strip_prefix(root)
                     {
@@ -45,25 +53,31 @@ impl Store {
                 Ok(out)
             }
             Store::S3 { client, bucket, rt } => {
-                rt.block_on(crate::aws::list_keys(client, bucket, prefix))
+                Ok(rt.block_on(crate::aws::list_keys(client, bucket, prefix))?)
             }
         }
     }
 
     /// The uncompressed content of a file, and its signature when the store keeps one.
-    pub fn read(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    pub fn read(&self, key: &str) -> Result<(Vec<u8>, Option<String>), IntegrityError> {
         match self {
             Store::Local(root) => {
                 let path = root.join(key);
-                let data = std::fs::read(&path).map_err(|e| e.to_string())?;
+                let data = std::fs::read(&path).map_err(|source| IntegrityError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?;
                 let sig = std::fs::read_to_string(format!("{}.sig", path.display()))
                     .ok()
                     .map(|s| s.trim().to_string());
-                Ok((gunzip_if(data)?, sig))
+                Ok((gunzip_if(key, data)?, sig))
             }
             Store::S3 { client, bucket, rt } => {
                 let (body, meta) = rt.block_on(crate::aws::get_object(client, bucket, key))?;
-                Ok((gunzip_if(body.to_vec())?, meta.get("signature").cloned()))
+                Ok((
+                    gunzip_if(key, body.to_vec())?,
+                    meta.get("signature").cloned(),
+                ))
             }
         }
     }

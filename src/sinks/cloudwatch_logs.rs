@@ -23,7 +23,7 @@ use crate::config::{FieldError, units};
 use crate::core::event::Event;
 use crate::sinks::util::driver::{ItemError, SendError, SinkService};
 use crate::sinks::util::partition;
-use crate::sinks::util::template::Template;
+use crate::sinks::util::template::{RenderError, Template};
 use crate::telemetry;
 
 /// PutLogEvents: events per call.
@@ -447,7 +447,7 @@ impl SinkService for CloudWatchLogsSink {
             self.stream.render(&e.data, &mut stream)?;
             key.push('\n');
             key.push_str(&stream);
-            Ok(())
+            Ok::<(), RenderError>(())
         });
         let now = chrono::Utc::now().timestamp_millis();
         for (key, idx) in groups {

@@ -254,7 +254,7 @@ impl ElasticsearchSink {
                     if let Err(m) = t.render(&e.data, &mut index) {
                         errors.push(ItemError {
                             index: i,
-                            error: SendError::Permanent(m),
+                            error: SendError::Permanent(m.to_string()),
                         });
                         continue;
                     }

@@ -220,21 +220,35 @@ pub fn resource() -> Resource {
     .build()
 }
 
+/// Why the OpenTelemetry export cannot start; the daemon then exits as on a config error.
+#[derive(Debug, thiserror::Error)]
+pub enum OtelError {
+    #[error("opentelemetry: cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("opentelemetry: no runtime: {0}")]
+    NoRuntime(String),
+    #[error("opentelemetry {signal} exporter: {detail}")]
+    Exporter {
+        signal: &'static str,
+        detail: String,
+    },
+}
+
 /// Start exporting (from inside the runtime). Errors name the setting that is wrong.
-pub fn start(cfg: &OtelConfig) -> Result<Exporters, String> {
+pub fn start(cfg: &OtelConfig) -> Result<Exporters, OtelError> {
     let protocol = match cfg.protocol {
         OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
         OtlpProtocol::HttpJson => Protocol::HttpJson,
     };
     let headers: HashMap<String, String> = cfg.headers.clone().into_iter().collect();
-    let client = || -> Result<Client, String> {
+    let client = || -> Result<Client, OtelError> {
         Ok(Client {
             http: reqwest::Client::builder()
                 .timeout(cfg.timeout)
                 .build()
-                .map_err(|e| format!("opentelemetry: cannot build the HTTP client: {e}"))?,
+                .map_err(|e| OtelError::HttpClient(e.to_string()))?,
             rt: tokio::runtime::Handle::try_current()
-                .map_err(|e| format!("opentelemetry: no runtime: {e}"))?,
+                .map_err(|e| OtelError::NoRuntime(e.to_string()))?,
         })
     };
     let resource = resource();
@@ -251,7 +265,10 @@ pub fn start(cfg: &OtelConfig) -> Result<Exporters, String> {
             .with_timeout(cfg.timeout)
             .with_headers(headers.clone())
             .build()
-            .map_err(|e| format!("opentelemetry metrics exporter: {e}"))?;
+            .map_err(|e| OtelError::Exporter {
+                signal: "metrics",
+                detail: e.to_string(),
+            })?;
         let reader = PeriodicReader::builder(exporter)
             .with_interval(cfg.interval)
             .build();
@@ -273,7 +290,10 @@ pub fn start(cfg: &OtelConfig) -> Result<Exporters, String> {
             .with_timeout(cfg.timeout)
             .with_headers(headers)
             .build()
-            .map_err(|e| format!("opentelemetry traces exporter: {e}"))?;
+            .map_err(|e| OtelError::Exporter {
+                signal: "traces",
+                detail: e.to_string(),
+            })?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(resource)

@@ -92,11 +92,14 @@ struct RawApi {
 }
 
 /// The API's settings: `[api]` alone means loopback, port 8686.
-fn api_config(raw: Option<RawApi>) -> Result<Option<ApiConfig>, String> {
+fn api_config(raw: Option<RawApi>) -> Result<Option<ApiConfig>, FieldError> {
     let Some(api) = raw else { return Ok(None) };
     let text = api.address.unwrap_or_else(|| "127.0.0.1:8686".into());
     let address = text.parse().map_err(|e| {
-        format!("api.address {text:?}: {e} (expected IP:PORT, e.g. \"127.0.0.1:8686\")")
+        FieldError::new(
+            &["api", "address"],
+            format!("api.address {text:?}: {e} (expected IP:PORT, e.g. \"127.0.0.1:8686\")"),
+        )
     })?;
     Ok(Some(ApiConfig {
         address,
@@ -284,7 +287,8 @@ impl Config {
             Ok(a) => a,
             Err(m) => {
                 let line = locate::locate(text, &["api", "address"]).unwrap_or(1);
-                l.errors.push(ConfigError::at_line(line, "api.address", m));
+                l.errors
+                    .push(ConfigError::at_line(line, "api.address", m.message));
                 None
             }
         };

@@ -14,23 +14,49 @@ pub enum Node {
     Transform(String, String),
 }
 
+/// An `inputs` entry that names nothing to take events from; the config is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("`{input}` has named outputs; use one of: {}", .choices.join(", "))]
+    NamedOutputs { input: String, choices: Vec<String> },
+    #[error("`{name}` has no output `{output}`; its outputs are: {}", .choices.join(", "))]
+    NoSuchOutput {
+        name: String,
+        output: String,
+        choices: Vec<String>,
+    },
+    #[error("`{input}` is a sink; sinks produce nothing to take as input")]
+    IsSink { input: String },
+    #[error("`{input}` names no source or transform")]
+    Unknown { input: String },
+}
+
 /// Resolve one `inputs` entry: `NAME` or `ROUTE.OUTPUT`.
-pub fn resolve(cfg: &Config, input: &str) -> Result<Node, String> {
+pub fn resolve(cfg: &Config, input: &str) -> Result<Node, InputError> {
     if cfg.sources.contains_key(input) {
         return Ok(Node::Source(input.to_string()));
     }
+    // What to write for each output of a transform: NAME for its only one, else NAME.OUTPUT.
+    let choices = |name: &str, outs: &[String]| -> Vec<String> {
+        outs.iter()
+            .map(|o| {
+                if o.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}.{o}")
+                }
+            })
+            .collect()
+    };
     if let Some(t) = cfg.transforms.get(input) {
         let outs = t.config.outputs();
         if outs.iter().any(|o| o.is_empty()) {
             return Ok(Node::Transform(input.to_string(), String::new()));
         }
-        return Err(format!(
-            "`{input}` has named outputs; use one of: {}",
-            outs.iter()
-                .map(|o| format!("{input}.{o}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(InputError::NamedOutputs {
+            input: input.into(),
+            choices: choices(input, &outs),
+        });
     }
     if let Some((name, out)) = input.split_once('.')
         && let Some(t) = cfg.transforms.get(name)
@@ -39,24 +65,20 @@ pub fn resolve(cfg: &Config, input: &str) -> Result<Node, String> {
         if outs.iter().any(|o| o == out) {
             return Ok(Node::Transform(name.to_string(), out.to_string()));
         }
-        return Err(format!(
-            "`{name}` has no output `{out}`; its outputs are: {}",
-            outs.iter()
-                .map(|o| if o.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}.{o}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(InputError::NoSuchOutput {
+            name: name.into(),
+            output: out.into(),
+            choices: choices(name, &outs),
+        });
     }
     if cfg.sinks.contains_key(input) {
-        return Err(format!(
-            "`{input}` is a sink; sinks produce nothing to take as input"
-        ));
+        return Err(InputError::IsSink {
+            input: input.into(),
+        });
     }
-    Err(format!("`{input}` names no source or transform"))
+    Err(InputError::Unknown {
+        input: input.into(),
+    })
 }
 
 pub fn check(cfg: &Config) -> Vec<FieldError> {

@@ -166,9 +166,9 @@ fn consumers_of(
         };
         let mut seen = BTreeSet::new();
         for input in ins {
-            let node = resolve(new, input).map_err(|message| TopologyError::Input {
+            let node = resolve(new, input).map_err(|e| TopologyError::Input {
                 input: input.clone(),
-                message,
+                message: e.to_string(),
             })?;
             // The same consumer named twice for one output still gets each event once.
             if seen.insert(node.clone()) {

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::CliError;
 use crate::aws::trail_keys as keys;
 use crate::core::event::{EventData, Origin, parse_header};
 use crate::decode::{self, Item, Scanner};
@@ -85,8 +86,11 @@ fn wanted_path(p: &str, q: &Query) -> bool {
     keys::key_day(p).is_none_or(|d| keys::day_in(d, since, q.until))
 }
 
-fn local_inputs(root: &str, q: &Query) -> Result<Vec<Input>, String> {
-    let meta = std::fs::metadata(root).map_err(|e| format!("{root}: {e}"))?;
+fn local_inputs(root: &str, q: &Query) -> Result<Vec<Input>, CliError> {
+    let meta = std::fs::metadata(root).map_err(|source| CliError::Open {
+        path: root.into(),
+        source,
+    })?;
     if meta.is_file() {
         return Ok(vec![Input::File(root.into())]);
     }
@@ -123,7 +127,7 @@ async fn s3_inputs(
     bucket: &str,
     prefix: &str,
     q: &Query,
-) -> Result<Vec<Input>, String> {
+) -> Result<Vec<Input>, CliError> {
     Ok(crate::aws::list_keys(client, bucket, prefix)
         .await?
         .into_iter()
@@ -133,12 +137,12 @@ async fn s3_inputs(
 }
 
 /// Run a lookup; results go to `out`, reports and progress to stderr.
-pub fn run(args: LookupArgs, out: Box<dyn Write + Send>) -> Result<Outcome, String> {
+pub fn run(args: LookupArgs, out: Box<dyn Write + Send>) -> Result<Outcome, CliError> {
     let query = Query::new(args.query.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(CliError::Runtime)?;
     let (bucket, client, inputs) = if args.location.starts_with("s3://") {
         let (bucket, prefix) = crate::aws::parse_url(&args.location)?;
         let client = rt.block_on(s3_client(&args));
@@ -228,16 +232,16 @@ fn open(
     client: Option<&aws_sdk_s3::Client>,
     bucket: &str,
     rt: &tokio::runtime::Runtime,
-) -> Result<Box<dyn Read + Send>, String> {
+) -> Result<Box<dyn Read + Send>, CliError> {
     let raw: Box<dyn Read + Send> = match (input, client) {
-        (Input::File(p), _) => Box::new(std::fs::File::open(p).map_err(|e| e.to_string())?),
+        (Input::File(p), _) => Box::new(std::fs::File::open(p).map_err(CliError::Read)?),
         (Input::Object(k), Some(c)) => {
             let (body, _) = rt.block_on(crate::aws::get_object(c, bucket, k))?;
             Box::new(std::io::Cursor::new(body))
         }
-        (Input::Object(_), None) => return Err("no S3 client".into()),
+        (Input::Object(_), None) => return Err(CliError::NoS3Client),
     };
-    decode::open_stream(raw).map_err(|e| e.to_string())
+    decode::open_stream(raw).map_err(CliError::Read)
 }
 
 /// Scan one input; matches go to the printer. A stream error ends this input (its records
@@ -249,7 +253,7 @@ fn scan(
     stats: &Stats,
     stop: &AtomicBool,
     tx: &mpsc::SyncSender<EventData>,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let origin = Arc::new(Origin {
         source: "lookup".into(),
         location: name.to_string(),
@@ -283,7 +287,12 @@ fn scan(
                 }
             }
             Ok(Some(_)) => {}
-            Err(e) => return Err(format!("{e} ({})", e.reason())),
+            Err(e) => {
+                return Err(CliError::Scan {
+                    detail: e.to_string(),
+                    reason: e.reason(),
+                });
+            }
         }
     }
 }

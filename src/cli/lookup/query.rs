@@ -62,17 +62,11 @@ fn eq(want: &Option<String>, got: Option<&str>) -> bool {
 }
 
 impl Query {
-    pub fn new(args: QueryArgs) -> Result<Query, String> {
-        let bound = |s: &Option<String>, flag: &str| {
-            s.as_deref()
-                .map(|v| {
-                    crate::aws::trail_keys::parse_bound(v).map_err(|e| format!("--{flag}: {e}"))
-                })
-                .transpose()
-        };
+    pub fn new(args: QueryArgs) -> Result<Query, crate::aws::FlagError> {
+        use crate::aws::trail_keys::parse_flag;
         Ok(Query {
-            since: bound(&args.since, "since")?,
-            until: bound(&args.until, "until")?,
+            since: parse_flag("since", &args.since)?,
+            until: parse_flag("until", &args.until)?,
             args,
         })
     }

@@ -10,6 +10,8 @@ mod render;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use super::CliError;
+
 #[derive(clap::Args, Debug)]
 pub struct TopArgs {
     /// The API's base URL ([api] address of the trailship to watch).
@@ -23,17 +25,21 @@ pub struct TopArgs {
     pub iterations: Option<u64>,
 }
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<parse::Sample>, String> {
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<parse::Sample>, CliError> {
     let metrics = format!("{}/metrics", url.trim_end_matches('/'));
+    let failed = |detail: String| CliError::Metrics {
+        url: metrics.clone(),
+        detail,
+    };
     let r = client
         .get(&metrics)
         .send()
         .await
-        .map_err(|e| format!("{metrics}: {e}"))?;
+        .map_err(|e| failed(e.to_string()))?;
     if !r.status().is_success() {
-        return Err(format!("{metrics}: HTTP {}", r.status()));
+        return Err(failed(format!("HTTP {}", r.status())));
     }
-    let text = r.text().await.map_err(|e| format!("{metrics}: {e}"))?;
+    let text = r.text().await.map_err(|e| failed(e.to_string()))?;
     Ok(parse::parse(&text))
 }
 
@@ -45,19 +51,19 @@ fn version(samples: &[parse::Sample]) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub fn run(args: &TopArgs) -> Result<(), String> {
+pub fn run(args: &TopArgs) -> Result<(), CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(CliError::Runtime)?;
     rt.block_on(watch(args))
 }
 
-async fn watch(args: &TopArgs) -> Result<(), String> {
+async fn watch(args: &TopArgs) -> Result<(), CliError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CliError::HttpClient(e.to_string()))?;
     let live = std::io::stdout().is_terminal() && args.iterations.is_none();
     let mut before = fetch(&client, &args.url).await?;
     let mut at = Instant::now();

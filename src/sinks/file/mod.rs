@@ -115,7 +115,7 @@ impl SinkService for FileSink {
             if let Err(m) = self.template.render(&e.data, &mut path) {
                 errors.push(ItemError {
                     index: i,
-                    error: SendError::Permanent(m),
+                    error: SendError::Permanent(m.to_string()),
                 });
                 continue;
             }

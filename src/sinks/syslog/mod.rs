@@ -193,6 +193,34 @@ impl Conn {
     }
 }
 
+/// Why no connection to the receiver could be had; the batch is retried on a new one.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// Resolving, connecting, or the TLS handshake with the address failed (`what` leads the
+    /// message: "resolving ", "connecting to ", …).
+    #[error("{what}{addr}: {source}")]
+    Io {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: no address")]
+    NoAddress { addr: String },
+    #[error("UDP socket: {0}")]
+    UdpSocket(std::io::Error),
+    #[error("{what}{addr}: timed out")]
+    TimedOut { what: &'static str, addr: String },
+    #[error(
+        "{addr} closed the TLS session right after the handshake (client certificate refused?)"
+    )]
+    ClosedAfterHandshake { addr: String },
+    #[error("{addr} refused the TLS session: {source}")]
+    Refused {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
 pub struct SyslogSink {
     cfg: SyslogSinkConfig,
     header: Header,
@@ -204,15 +232,19 @@ pub struct SyslogSink {
 }
 
 impl SyslogSink {
-    async fn connect(&self) -> Result<Conn, String> {
+    async fn connect(&self) -> Result<Conn, ConnectError> {
         let addr = &self.cfg.address;
+        let at = |what: &'static str| {
+            let addr = addr.clone();
+            move |source| ConnectError::Io { what, addr, source }
+        };
         let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
             .await
-            .map_err(|e| format!("resolving {addr}: {e}"))?
+            .map_err(at("resolving "))?
             .collect();
         let first = *resolved
             .first()
-            .ok_or_else(|| format!("{addr}: no address"))?;
+            .ok_or_else(|| ConnectError::NoAddress { addr: addr.clone() })?;
         if self.cfg.protocol == Protocol::Udp {
             let local = if first.is_ipv4() {
                 "0.0.0.0:0"
@@ -221,17 +253,21 @@ impl SyslogSink {
             };
             let s = UdpSocket::bind(local)
                 .await
-                .map_err(|e| format!("UDP socket: {e}"))?;
-            s.connect(first).await.map_err(|e| format!("{addr}: {e}"))?;
+                .map_err(ConnectError::UdpSocket)?;
+            s.connect(first).await.map_err(at(""))?;
             return Ok(Conn::Udp(s));
         }
+        let timed_out = |what: &'static str| ConnectError::TimedOut {
+            what,
+            addr: addr.clone(),
+        };
         let tcp = tokio::time::timeout(
             self.cfg.transport.connect_timeout,
             TcpStream::connect(&resolved[..]),
         )
         .await
-        .map_err(|_| format!("connecting to {addr}: timed out"))?
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        .map_err(|_| timed_out("connecting to "))?
+        .map_err(at("connecting to "))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(Conn::Tcp(tcp)),
@@ -242,8 +278,8 @@ impl SyslogSink {
                     c.connect(self.server_name.clone(), tcp),
                 )
                 .await
-                .map_err(|_| format!("TLS handshake with {addr}: timed out"))?
-                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+                .map_err(|_| timed_out("TLS handshake with "))?
+                .map_err(at("TLS handshake with "))?;
                 let mut s = Box::new(s);
                 settle(&mut s, addr).await?;
                 Ok(Conn::Tls(s))
@@ -280,18 +316,19 @@ const TLS_SETTLE: Duration = Duration::from_millis(250);
 async fn settle(
     s: &mut tokio_rustls::client::TlsStream<TcpStream>,
     addr: &str,
-) -> Result<(), String> {
+) -> Result<(), ConnectError> {
     use tokio::io::AsyncReadExt;
     let mut b = [0u8; 1];
     match tokio::time::timeout(TLS_SETTLE, s.read(&mut b)).await {
         // Nothing from the receiver: the session stands.
         Err(_) => Ok(()),
-        Ok(Ok(0)) => Err(format!(
-            "{addr} closed the TLS session right after the handshake (client certificate refused?)"
-        )),
+        Ok(Ok(0)) => Err(ConnectError::ClosedAfterHandshake { addr: addr.into() }),
         // A syslog receiver has nothing to say; the byte is dropped.
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{addr} refused the TLS session: {e}")),
+        Ok(Err(source)) => Err(ConnectError::Refused {
+            addr: addr.into(),
+            source,
+        }),
     }
 }
 

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use super::driver::SendError;
+use super::error::SetupError;
 use super::secret::Secret;
 use super::transport::Transport;
 use serde::Deserialize;
@@ -27,7 +28,7 @@ pub fn http_url(key: &str, s: &str) -> Result<reqwest::Url, crate::config::Field
 }
 
 /// The client of one sink.
-pub fn client(sink: &str, t: &Transport) -> Result<reqwest::Client, String> {
+pub fn client(sink: &str, t: &Transport) -> Result<reqwest::Client, SetupError> {
     let b = reqwest::Client::builder()
         .user_agent(concat!("trailship/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(t.connect_timeout)
@@ -36,7 +37,7 @@ pub fn client(sink: &str, t: &Transport) -> Result<reqwest::Client, String> {
     t.tls
         .apply(sink, b)?
         .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+        .map_err(|e| SetupError::HttpClient(e.to_string()))
 }
 
 /// `Retry-After`: delay seconds or an HTTP date.
@@ -165,7 +166,7 @@ pub enum HttpAuth {
 
 impl HttpAuth {
     /// The `Authorization` header value (secrets from files read here, at start-up).
-    pub fn header(&self) -> Result<Secret, String> {
+    pub fn header(&self) -> Result<Secret, SetupError> {
         use base64::Engine;
         let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         match self {
@@ -174,8 +175,11 @@ impl HttpAuth {
                 password,
                 password_file,
             } => {
-                let p = Secret::resolve(password, password_file, "auth.password")?
-                    .ok_or("auth.password or auth.password_file is required")?;
+                let p = Secret::resolve(password, password_file, "auth.password")?.ok_or(
+                    SetupError::SecretMissing {
+                        what: "auth.password",
+                    },
+                )?;
                 Ok(Secret::new(format!(
                     "Basic {}",
                     encode(format!("{user}:{}", p.expose()).as_bytes())
@@ -183,7 +187,7 @@ impl HttpAuth {
             }
             HttpAuth::Bearer { token, token_file } => {
                 let t = Secret::resolve(token, token_file, "auth.token")?
-                    .ok_or("auth.token or auth.token_file is required")?;
+                    .ok_or(SetupError::SecretMissing { what: "auth.token" })?;
                 Ok(Secret::new(format!("Bearer {}", t.expose())))
             }
         }

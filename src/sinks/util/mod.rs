@@ -6,6 +6,7 @@
 pub mod adaptive;
 pub mod driver;
 pub mod encoding;
+pub mod error;
 pub mod health;
 pub mod http_client;
 pub mod kind;

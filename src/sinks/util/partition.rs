@@ -9,9 +9,9 @@ use crate::core::event::Event;
 
 /// Groups of event indices by rendered key, in order of first appearance, and the events
 /// that could not be keyed.
-pub fn by_key(
+pub fn by_key<E: std::fmt::Display>(
     events: &[Event],
-    mut render: impl FnMut(&Event, &mut String) -> Result<(), String>,
+    mut render: impl FnMut(&Event, &mut String) -> Result<(), E>,
 ) -> (Vec<(String, Vec<usize>)>, Vec<ItemError>) {
     let mut errors = Vec::new();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -21,7 +21,7 @@ pub fn by_key(
         if let Err(m) = render(e, &mut key) {
             errors.push(ItemError {
                 index: i,
-                error: SendError::Permanent(m),
+                error: SendError::Permanent(m.to_string()),
             });
             continue;
         }

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::error::SetupError;
+
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -26,16 +28,23 @@ impl Secret {
         inline: &Option<Secret>,
         file: &Option<String>,
         what: &str,
-    ) -> Result<Option<Secret>, String> {
+    ) -> Result<Option<Secret>, SetupError> {
         match (inline, file) {
-            (Some(_), Some(_)) => Err(format!("give `{what}` or `{what}_file`, not both")),
+            (Some(_), Some(_)) => Err(SetupError::SecretTwice { what: what.into() }),
             (Some(s), None) => Ok(Some(s.clone())),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{what}_file {path:?}: {e}"))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| SetupError::SecretFile {
+                        what: what.into(),
+                        path: path.clone(),
+                        source,
+                    })?;
                 let text = text.trim_end_matches(['\n', '\r']);
                 if text.is_empty() {
-                    return Err(format!("{what}_file {path:?} is empty"));
+                    return Err(SetupError::SecretEmpty {
+                        what: what.into(),
+                        path: path.clone(),
+                    });
                 }
                 Ok(Some(Secret(text.to_string())))
             }

@@ -4,6 +4,7 @@
 //! A value taken from an event can never leave the sink's directory: values must be plain
 //! names (letters, digits, `.`, `_`, `-`; not `.` or `..`), else the event is rejected.
 
+use super::error::SetupError;
 use crate::core::event::EventData;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,8 +40,21 @@ pub struct Template {
     source: String,
 }
 
+/// An event whose field cannot go into a path: that event fails alone, permanently.
+#[derive(Debug, thiserror::Error)]
+#[error("the event's {field} {value:?} is not a safe path component for template {template:?}")]
+pub struct RenderError {
+    pub field: &'static str,
+    pub value: String,
+    pub template: String,
+}
+
 impl Template {
-    pub fn parse(s: &str) -> Result<Template, String> {
+    pub fn parse(s: &str) -> Result<Template, SetupError> {
+        let bad = |reason: String| SetupError::Template {
+            template: s.into(),
+            reason,
+        };
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = s.chars().peekable();
@@ -59,14 +73,14 @@ impl Template {
                             continue;
                         }
                         Some(o) => {
-                            return Err(format!(
+                            return Err(bad(format!(
                                 "unsupported strftime field %{o} in {s:?} (supported: %Y %m %d %H %M %S %%)"
-                            ));
+                            )));
                         }
                         None => {
-                            return Err(format!(
+                            return Err(bad(format!(
                                 "a lone '%' ends {s:?} (write %% for a literal '%')"
-                            ));
+                            )));
                         }
                     };
                     if !lit.is_empty() {
@@ -80,7 +94,7 @@ impl Template {
                         match chars.next() {
                             Some('}') => break,
                             Some(c) => name.push(c),
-                            None => return Err(format!("unclosed '{{' in {s:?}")),
+                            None => return Err(bad(format!("unclosed '{{' in {s:?}"))),
                         }
                     }
                     let k = match name.as_str() {
@@ -90,9 +104,9 @@ impl Template {
                         "category" => Key::Category,
                         "uuid" => Key::Uuid,
                         o => {
-                            return Err(format!(
+                            return Err(bad(format!(
                                 "unknown field {{{o}}} in {s:?} (supported: {{account_id}} {{region}} {{event_source}} {{category}} {{uuid}})"
-                            ));
+                            )));
                         }
                     };
                     if !lit.is_empty() {
@@ -100,7 +114,7 @@ impl Template {
                     }
                     parts.push(Part::Key(k));
                 }
-                '}' => return Err(format!("unmatched '}}' in {s:?}")),
+                '}' => return Err(bad(format!("unmatched '}}' in {s:?}"))),
                 c => lit.push(c),
             }
         }
@@ -108,7 +122,7 @@ impl Template {
             parts.push(Part::Lit(lit));
         }
         if s.is_empty() || s.ends_with('/') {
-            return Err("the path must name a file, not a directory".into());
+            return Err(bad("the path must name a file, not a directory".into()));
         }
         Ok(Template {
             parts,
@@ -122,7 +136,7 @@ impl Template {
     }
 
     /// Render the path for one event into `out`.
-    pub fn render(&self, e: &EventData, out: &mut String) -> Result<(), String> {
+    pub fn render(&self, e: &EventData, out: &mut String) -> Result<(), RenderError> {
         out.clear();
         let mut now: Option<String> = None;
         for p in &self.parts {
@@ -157,10 +171,11 @@ impl Template {
                     };
                     let v = v.unwrap_or("unknown");
                     if !safe_component(v) {
-                        return Err(format!(
-                            "the event's {name} {v:?} is not a safe path component for template {:?}",
-                            self.source
-                        ));
+                        return Err(RenderError {
+                            field: name,
+                            value: v.into(),
+                            template: self.source.clone(),
+                        });
                     }
                     out.push_str(v);
                 }

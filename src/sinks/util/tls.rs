@@ -9,6 +9,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde::Deserialize;
 use tokio_rustls::rustls;
 
+use super::error::SetupError;
+
 fn d_true() -> bool {
     true
 }
@@ -38,32 +40,40 @@ impl Default for TlsConfig {
     }
 }
 
-fn read(what: &str, path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("tls.{what} {path:?}: {e}"))
+fn read(what: &'static str, path: &str) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|e| bad(what, path, e))
+}
+
+fn bad(what: &'static str, path: &str, detail: impl std::fmt::Display) -> SetupError {
+    SetupError::TlsFile {
+        what,
+        path: path.into(),
+        detail: detail.to_string(),
+    }
 }
 
 impl TlsConfig {
     /// The keys go together and the files are there and hold what they should (so that
     /// `validate` and start-up say so, not the first connection).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SetupError> {
         if self.crt_file.is_some() != self.key_file.is_some() {
-            return Err("tls.crt_file and tls.key_file go together".into());
+            return Err(SetupError::TlsUnpaired);
         }
         for (what, path) in [("ca_file", &self.ca_file), ("crt_file", &self.crt_file)] {
             if let Some(p) = path {
                 let pem = read(what, p)?;
                 let n = CertificateDer::pem_slice_iter(&pem)
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("tls.{what} {p:?}: {e}"))?
+                    .map_err(|e| bad(what, p, e))?
                     .len();
                 if n == 0 {
-                    return Err(format!("tls.{what} {p:?}: no PEM certificate in it"));
+                    return Err(bad(what, p, "no PEM certificate in it"));
                 }
             }
         }
         if let Some(p) = &self.key_file {
             PrivateKeyDer::from_pem_slice(&read("key_file", p)?)
-                .map_err(|e| format!("tls.key_file {p:?}: {e}"))?;
+                .map_err(|e| bad("key_file", p, e))?;
         }
         Ok(())
     }
@@ -82,11 +92,11 @@ impl TlsConfig {
         &self,
         sink: &str,
         mut b: reqwest::ClientBuilder,
-    ) -> Result<reqwest::ClientBuilder, String> {
+    ) -> Result<reqwest::ClientBuilder, SetupError> {
         self.check()?;
         if let Some(ca) = &self.ca_file {
             let certs = reqwest::Certificate::from_pem_bundle(&read("ca_file", ca)?)
-                .map_err(|e| format!("tls.ca_file {ca:?}: {e}"))?;
+                .map_err(|e| bad("ca_file", ca, e))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
@@ -96,7 +106,7 @@ impl TlsConfig {
             pem.push(b'\n');
             pem.extend(read("key_file", key)?);
             let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("tls.crt_file/key_file: {e}"))?;
+                .map_err(|e| SetupError::TlsIdentity(e.to_string()))?;
             b = b.identity(id);
         }
         self.warn_unverified(sink);
@@ -104,7 +114,7 @@ impl TlsConfig {
     }
 
     /// A rustls client configuration for a raw TLS stream.
-    pub fn rustls(&self, sink: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    pub fn rustls(&self, sink: &str) -> Result<Arc<rustls::ClientConfig>, SetupError> {
         self.check()?;
         let builder = rustls::ClientConfig::builder();
         let builder = if !self.verify {
@@ -120,32 +130,30 @@ impl TlsConfig {
             let mut roots = rustls::RootCertStore::empty();
             let pem = read("ca_file", ca)?;
             for c in CertificateDer::pem_slice_iter(&pem) {
-                let c = c.map_err(|e| format!("tls.ca_file {ca:?}: {e}"))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("tls.ca_file {ca:?}: {e}"))?;
+                let c = c.map_err(|e| bad("ca_file", ca, e))?;
+                roots.add(c).map_err(|e| bad("ca_file", ca, e))?;
             }
             if roots.is_empty() {
-                return Err(format!("tls.ca_file {ca:?}: no certificate in it"));
+                return Err(bad("ca_file", ca, "no certificate in it"));
             }
             builder.with_root_certificates(roots)
         } else {
             use rustls_platform_verifier::BuilderVerifierExt;
             builder
                 .with_platform_verifier()
-                .map_err(|e| format!("system certificate roots: {e}"))?
+                .map_err(|e| SetupError::SystemRoots(e.to_string()))?
         };
         let cfg = match (&self.crt_file, &self.key_file) {
             (Some(crt), Some(key)) => {
                 let pem = read("crt_file", crt)?;
                 let chain = CertificateDer::pem_slice_iter(&pem)
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("tls.crt_file {crt:?}: {e}"))?;
+                    .map_err(|e| bad("crt_file", crt, e))?;
                 let key = PrivateKeyDer::from_pem_slice(&read("key_file", key)?)
-                    .map_err(|e| format!("tls.key_file {key:?}: {e}"))?;
+                    .map_err(|e| bad("key_file", key, e))?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("tls client certificate: {e}"))?
+                    .map_err(|e| SetupError::TlsClientCert(e.to_string()))?
             }
             _ => builder.with_no_client_auth(),
         };

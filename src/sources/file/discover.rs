@@ -64,9 +64,23 @@ fn root_of(pattern: &str) -> PathBuf {
     root
 }
 
+/// Globs that cannot select files: the source is refused (`validate` names the key).
+#[derive(Debug, thiserror::Error)]
+pub enum GlobError {
+    #[error("invalid glob {pattern:?}: {source}")]
+    Invalid {
+        pattern: String,
+        source: globset::Error,
+    },
+    #[error("{0}")]
+    Set(globset::Error),
+    #[error("`include` needs at least one glob")]
+    NoInclude,
+}
+
 impl Matcher {
-    pub fn new(include: &[String], exclude: &[String], cwd: &Path) -> Result<Matcher, String> {
-        let build = |pats: &[String]| -> Result<(GlobSet, Vec<String>), String> {
+    pub fn new(include: &[String], exclude: &[String], cwd: &Path) -> Result<Matcher, GlobError> {
+        let build = |pats: &[String]| -> Result<(GlobSet, Vec<String>), GlobError> {
             let mut b = GlobSetBuilder::new();
             let mut norm = Vec::new();
             for p in pats {
@@ -74,14 +88,17 @@ impl Matcher {
                 let g = GlobBuilder::new(&n)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| format!("invalid glob {p:?}: {e}"))?;
+                    .map_err(|source| GlobError::Invalid {
+                        pattern: p.clone(),
+                        source,
+                    })?;
                 b.add(g);
                 norm.push(n);
             }
-            Ok((b.build().map_err(|e| e.to_string())?, norm))
+            Ok((b.build().map_err(GlobError::Set)?, norm))
         };
         if include.is_empty() {
-            return Err("`include` needs at least one glob".into());
+            return Err(GlobError::NoInclude);
         }
         let (inc, norm) = build(include)?;
         let (exc, _) = build(exclude)?;

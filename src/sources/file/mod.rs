@@ -130,11 +130,12 @@ pub fn spawn(
     ctx: SourceContext,
 ) -> Result<JoinHandle<SourceReport>, StartError> {
     let cwd = std::env::current_dir().map_err(StartError::CurrentDir)?;
-    let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd).map_err(StartError::Setting)?;
+    let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)
+        .map_err(|e| StartError::Setting(e.to_string()))?;
     let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(StartError::Checkpoint)?;
     let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(StartError::Checkpoint)?;
     let integrity = if cfg.digests.validate_digests {
-        let keys = integrity::keys(&cfg.digests.public_keys).map_err(StartError::Setting)?;
+        let keys = integrity::keys(&cfg.digests.public_keys).map_err(StartError::PublicKeys)?;
         let watches = matcher
             .roots()
             .iter()

@@ -113,14 +113,17 @@ impl DigestOptions {
     /// The keys can be read (checked by `validate` and at start).
     pub fn check(&self) -> Option<crate::config::FieldError> {
         let e = keys(&self.public_keys).err()?;
-        Some(crate::config::FieldError::new(&["public_keys"], e))
+        Some(crate::config::FieldError::new(
+            &["public_keys"],
+            e.to_string(),
+        ))
     }
 }
 
 /// Public keys from a source's `public_keys = { FINGERPRINT = FILE }`.
 pub fn keys(
     public_keys: &std::collections::BTreeMap<String, String>,
-) -> Result<HashMap<String, Vec<u8>>, String> {
+) -> Result<HashMap<String, Vec<u8>>, crate::integrity::IntegrityError> {
     let specs: Vec<String> = public_keys
         .iter()
         .map(|(fp, path)| format!("{fp}={path}"))
@@ -135,7 +138,7 @@ struct Alerts {
 }
 
 impl Alerts {
-    async fn send(&self, found: Result<Vec<Problem>, String>) {
+    async fn send(&self, found: Result<Vec<Problem>, crate::integrity::IntegrityError>) {
         let problems = match found {
             Ok(p) => p,
             Err(e) => {

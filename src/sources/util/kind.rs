@@ -23,6 +23,9 @@ pub enum StartError {
     /// file); the message names the key.
     #[error("{0}")]
     Setting(String),
+    /// The digest check's public keys could not be read (the message names the file).
+    #[error("{0}")]
+    PublicKeys(crate::integrity::IntegrityError),
     /// The checkpoint store could not be opened or read (the message names its file).
     #[error("{0}")]
     Checkpoint(std::io::Error),
