@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::corpus;
+use common::{Pipeline, corpus, keys};
 
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -75,37 +75,27 @@ fn lines(p: &Path) -> usize {
 }
 
 fn daemon(dir: &Path, trail: &Path) -> Child {
-    let cfg = dir.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
-[api]
-address = "127.0.0.1:{port}"
-
-[sources.trail]
-type = "file"
-include = ["{trail}/**/*.json.gz"]
-settle_time = "200ms"
-
-[transforms.all]
-type = "filter"
-inputs = ["trail"]
-event_type = "*"
-
-[sinks.archive]
-type = "file"
-inputs = ["all"]
-path = "{out}"
-buffer = {{ type = "disk", max_size = "256MiB" }}
-"#,
-            data = dir.join("data").display(),
-            port = common::free_port(),
-            trail = trail.display(),
-            out = dir.join("out.ndjson").display(),
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(dir)
+        .section(
+            "api",
+            keys! { "address" => format!("127.0.0.1:{}", common::free_port()) },
+        )
+        .source(
+            "trail",
+            "file",
+            keys! {
+                "include" => vec![format!("{}/**/*.json.gz", trail.display())],
+                "settle_time" => "200ms",
+            },
+        )
+        .transform("all", "filter", &["trail"], keys! { "event_type" => "*" })
+        .file_sink(
+            "archive",
+            &["all"],
+            &dir.join("out.ndjson"),
+            keys! { "buffer" => keys! { "type" => "disk", "max_size" => "256MiB" } },
+        )
+        .write();
     Command::new(env!("CARGO_BIN_EXE_trailship"))
         .args(["run", "--config"])
         .arg(&cfg)

@@ -14,8 +14,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::corpus;
 use common::measure::{Measure, measure};
+use common::{Pipeline, corpus, keys, pipeline};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,21 +35,15 @@ fn corpus(root: &Path, files: usize, records: usize) -> (PathBuf, usize, u64) {
     (dir, ids.len(), bytes)
 }
 
-/// `trailship run --once` from a file source over the corpus in `dir` into the sink `sink`
-/// (the keys of `[sinks.out]` but `inputs`), working in `work`; measured.
-fn run_pipeline(dir: &Path, work: &Path, sink: &str) -> Measure {
+/// `trailship run --once` from a file source over the corpus in `dir` into the sink `out` of
+/// `kind` with `keys`, working in `work`; measured.
+fn run_pipeline(dir: &Path, work: &Path, kind: &str, keys: pipeline::Table) -> Measure {
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).expect("work dir");
-    let cfg = work.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{w}/data\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{d}/AWSLogs/**/*\"]\n[sinks.out]\ninputs = [\"trail\"]\n{sink}\n",
-            w = work.display(),
-            d = dir.display()
-        ),
-    )
-    .expect("config");
+    let cfg = Pipeline::new(work)
+        .file_source("trail", &dir.join("AWSLogs"))
+        .sink("out", kind, &["trail"], keys)
+        .write_as("bench.toml");
     measure(
         Command::new(env!("CARGO_BIN_EXE_trailship"))
             .args(["run", "--once", "--config"])
@@ -67,13 +61,12 @@ fn run_trailship(
     floor: Option<f64>,
 ) -> Measure {
     let work = dir.join("run");
+    let path = work.join("out/events.ndjson");
     let m = run_pipeline(
         dir,
         &work,
-        &format!(
-            "type = \"file\"\npath = \"{}/out/events.ndjson\"",
-            work.display()
-        ),
+        "file",
+        keys! { "path" => pipeline::path(&path) },
     );
     assert!(m.ok, "trailship failed on {label}");
     let out = std::fs::metadata(work.join("out/events.ndjson"))
@@ -99,8 +92,18 @@ fn run_trailship(
     m
 }
 
-/// The corpus into one HTTP sink (`kind` with `keys`) against an in-process receiver.
-fn run_sink(dir: &Path, label: &str, events: usize, sink: &str, rt: &tokio::runtime::Runtime) {
+/// A sink kind, and its keys for the receiver's URL.
+type SinkUnderTest = (&'static str, fn(&str) -> pipeline::Table);
+
+/// The corpus into one HTTP sink (`kind` with the keys `keys` gives for the receiver's URL)
+/// against an in-process receiver.
+fn run_sink(
+    dir: &Path,
+    label: &str,
+    events: usize,
+    (kind, keys): SinkUnderTest,
+    rt: &tokio::runtime::Runtime,
+) {
     use common::http_server::{Reply, Served, Server};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,7 +123,7 @@ fn run_sink(dir: &Path, label: &str, events: usize, sink: &str, rt: &tokio::runt
         }
     })));
     let work = dir.join("run-sink");
-    let m = run_pipeline(dir, &work, &sink.replace("URL", &server.url));
+    let m = run_pipeline(dir, &work, kind, keys(&server.url));
     assert!(m.ok, "trailship failed on {label}");
     assert_eq!(
         received.load(Ordering::Relaxed),
@@ -211,20 +214,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for (label, sink) in [
+    let sinks: [(&str, SinkUnderTest); 3] = [
         (
             "splunk_hec",
-            "type = \"splunk_hec\"\nendpoint = \"URL\"\ntoken = \"t\"",
+            (
+                "splunk_hec",
+                |url| keys! { "endpoint" => url, "token" => "t" },
+            ),
         ),
         (
             "elasticsearch",
-            "type = \"elasticsearch\"\nendpoints = [\"URL\"]",
+            ("elasticsearch", |url| keys! { "endpoints" => vec![url] }),
         ),
         (
             "http (ndjson, gzip)",
-            "type = \"http\"\nuri = \"URL/in\"\ncompression = \"gzip\"",
+            ("http", |url| {
+                keys! { "uri" => format!("{url}/in"), "compression" => "gzip" }
+            }),
         ),
-    ] {
+    ];
+    for (label, sink) in sinks {
         run_sink(&dir, label, events, sink, &rt);
     }
 

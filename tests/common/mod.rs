@@ -7,6 +7,7 @@ pub mod http_server;
 pub mod measure;
 pub mod moto;
 pub mod ocsf;
+pub mod pipeline;
 pub mod proxy;
 pub mod rsyslog;
 pub mod switch;
@@ -16,6 +17,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use pipeline::Pipeline;
+pub(crate) use pipeline::keys;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_trailship")
@@ -313,67 +317,54 @@ pub fn run_once_ok(cfg: &Path) -> Output {
     o
 }
 
-/// Write `dir/p.toml` from `text`, where `@data@` is `dir/data`, `@trail@` and `@out@` the
-/// given paths.
-pub fn pipeline(dir: &Path, trail: &Path, out: &Path, text: &str) -> PathBuf {
-    let cfg = dir.join("p.toml");
-    let text = text
-        .replace("@data@", &toml_path(&dir.join("data")))
-        .replace("@trail@", &toml_path(trail))
-        .replace("@out@", &toml_path(out));
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
-
-/// Write `dir/p.toml`: a file source `name` reading `include` (plus `source_extra` keys) into a
-/// file sink `out` writing `sink_path` (plus `sink_extra` keys); data in `dir/data`.
+/// A file source `name` reading `include` (plus `source_keys`) into a file sink `out` writing
+/// `sink_path` (plus `sink_keys`), with a 20 s shutdown timeout; data in `dir/data`.
 pub fn file_pipeline(
     dir: &Path,
     name: &str,
     include: &str,
-    source_extra: &str,
+    mut source_keys: pipeline::Table,
     sink_path: &Path,
-    sink_extra: &str,
+    sink_keys: pipeline::Table,
 ) -> PathBuf {
-    let cfg = dir.join("p.toml");
-    let text = format!(
-        "data_dir = \"{data}\"\nshutdown_timeout = \"20s\"\n\n[sources.{name}]\ntype = \"file\"\ninclude = [\"{include}\"]\n{source_extra}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"{name}\"]\npath = \"{out}\"\n{sink_extra}\n",
-        data = toml_path(&dir.join("data")),
-        out = toml_path(sink_path),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    source_keys.insert("include".into(), vec![include].into());
+    Pipeline::new(dir)
+        .set("shutdown_timeout", "20s")
+        .source(name, "file", source_keys)
+        .file_sink("out", &[name], sink_path, sink_keys)
+        .write()
 }
 
-/// Write `dir/p.toml`: data in `dir/data`, the source `[sources.NAME]` with `source_keys`
-/// (its `type` among them), into a file sink `out` writing `dir/out.ndjson` (100 ms batches)
-/// with `sink_keys`.
-pub fn to_file_pipeline(dir: &Path, name: &str, source_keys: &str, sink_keys: &str) -> PathBuf {
-    let cfg = dir.join("p.toml");
-    let text = format!(
-        "data_dir = \"{data}\"\n[sources.{name}]\n{source_keys}\n[sinks.out]\ntype = \"file\"\ninputs = [\"{name}\"]\npath = \"{out}\"\nbatch.timeout = \"100ms\"\n{sink_keys}\n",
-        data = toml_path(&dir.join("data")),
-        out = toml_path(&dir.join("out.ndjson")),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+/// A pipeline from the source `name` of `kind` (with `source_keys`) into a file sink `out`
+/// writing `dir/out.ndjson` in 100 ms batches (plus `sink_keys`); data in `dir/data`.
+pub fn to_file(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    source_keys: pipeline::Table,
+    sink_keys: pipeline::Table,
+) -> Pipeline {
+    let mut sink_keys = sink_keys;
+    sink_keys
+        .entry("batch")
+        .or_insert_with(|| pipeline::Value::Table(pipeline::Table::new()))
+        .as_table_mut()
+        .map(|b| b.entry("timeout").or_insert("100ms".into()));
+    Pipeline::new(dir)
+        .source(name, kind, source_keys)
+        .file_sink("out", &[name], &dir.join("out.ndjson"), sink_keys)
 }
 
-/// `to_file_pipeline` with a file source `trail` reading `dir/trail/*`, and `extra` (top-level
-/// tables such as `[api]`) appended.
-pub fn trail_pipeline(dir: &Path, extra: &str) -> PathBuf {
-    let cfg = to_file_pipeline(
+/// `to_file` with a file source `trail` reading `dir/trail/*`.
+pub fn trail_pipeline(dir: &Path) -> Pipeline {
+    let include = format!("{}/*", dir.join("trail").display());
+    to_file(
         dir,
         "trail",
-        &format!(
-            "type = \"file\"\ninclude = [\"{}/*\"]",
-            toml_path(&dir.join("trail"))
-        ),
-        "",
-    );
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, format!("{text}\n{extra}\n")).unwrap();
-    cfg
+        "file",
+        keys! { "include" => vec![include] },
+        keys! {},
+    )
 }
 
 /// `trailship run --log-format json --config CFG` (a daemon), not started.

@@ -9,13 +9,9 @@ fn health_ready_and_metrics() {
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 4, 250, 111, usize::MAX);
     let port = free_port();
-    let cfg = trail_pipeline(
-        d.path(),
-        &format!(
-            "[api]
-address = \"127.0.0.1:{port}\""
-        ),
-    );
+    let cfg = trail_pipeline(d.path())
+        .section("api", keys! { "address" => format!("127.0.0.1:{port}") })
+        .write();
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     wait_ready(port);
     assert_eq!(http(port, "GET", "/health"), Some((200, "ok\n".into())));
@@ -62,13 +58,16 @@ address = \"127.0.0.1:{port}\""
 #[test]
 fn a_bad_or_busy_address_stops_start_up() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = to_file_pipeline(
+    // The text itself: the error must name the line the address is on.
+    let text = to_file(
         d.path(),
         "trail",
-        "type = \"file\"\ninclude = [\"/nonexistent/*\"]",
-        "",
-    );
-    let text = std::fs::read_to_string(&cfg).unwrap();
+        "file",
+        keys! { "include" => vec!["/nonexistent/*"] },
+        keys! {},
+    )
+    .text();
+    let cfg = d.path().join("p.toml");
     let bad = format!("{text}\n[api]\naddress = \"localhost:x\"\n");
     let line = bad.lines().position(|l| l.starts_with("address")).unwrap() + 1;
     std::fs::write(&cfg, &bad).unwrap();
@@ -132,34 +131,29 @@ async fn ready_fails_while_a_sink_is_stuck_and_the_gauges_say_why() {
         std::fs::write(trail.join(format!("{f}.json")), doc).unwrap();
     }
     let port = free_port();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
-[api]
-address = "127.0.0.1:{port}"
-stuck_after = "1s"
-
-[sources.trail]
-type = "file"
-include = ["{trail}/*.json"]
-
-[sinks.siem]
-type = "http"
-inputs = ["trail"]
-uri = "{url}/ingest"
-batch.max_events = 100
-retry.initial_backoff = "50ms"
-retry.max_backoff = "200ms"
-buffer = {{ type = "disk", max_size = "8MiB" }}
-"#,
-            data = toml_path(&d.path().join("data")),
-            trail = toml_path(&trail),
-            url = server.url,
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .section(
+            "api",
+            keys! { "address" => format!("127.0.0.1:{port}"), "stuck_after" => "1s" },
+        )
+        .source(
+            "trail",
+            "file",
+            keys! { "include" => vec![format!("{}/*.json", trail.display())] },
+        )
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{}/ingest", server.url),
+                "batch.max_events" => 100,
+                "retry.initial_backoff" => "50ms",
+                "retry.max_backoff" => "200ms",
+                "buffer" => keys! { "type" => "disk", "max_size" => "8MiB" },
+            },
+        )
+        .write();
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     let ready = move || http(port, "GET", "/ready");
     tokio::task::spawn_blocking(move || {

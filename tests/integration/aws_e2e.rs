@@ -30,21 +30,39 @@ async fn bucket_to_queue_to_cloudwatch_logs_and_s3() {
         crate::sqs::put(&m, &key, corpus::gzip(doc.as_bytes())).await;
     }
     let d = tempfile::tempdir().unwrap();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n\
-             [sources.queue]\ntype = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\n\
-             [sinks.cwl]\ntype = \"cloudwatch_logs\"\ninputs = [\"queue\"]\ngroup = \"/cloudtrail/{{account_id}}\"\nretention_days = 30\nendpoint = \"{proxy}\"\nregion = \"us-east-1\"\nretry.initial_backoff = \"50ms\"\n\
-             [sinks.archive]\ntype = \"s3\"\ninputs = [\"queue\"]\nbucket = \"{bucket}\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"\n",
-            data = toml_path(&d.path().join("data")),
-            ep = m.endpoint,
-            proxy = proxy.endpoint,
-            bucket = crate::s3_sink::BUCKET,
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .source(
+            "queue",
+            "sqs",
+            keys! {
+                "queue_url" => url.clone(),
+                "endpoint" => m.endpoint.clone(),
+                "region" => "us-east-1",
+            },
+        )
+        .sink(
+            "cwl",
+            "cloudwatch_logs",
+            &["queue"],
+            keys! {
+                "group" => "/cloudtrail/{account_id}",
+                "retention_days" => 30,
+                "endpoint" => proxy.endpoint.clone(),
+                "region" => "us-east-1",
+                "retry.initial_backoff" => "50ms",
+            },
+        )
+        .sink(
+            "archive",
+            "s3",
+            &["queue"],
+            keys! {
+                "bucket" => crate::s3_sink::BUCKET,
+                "endpoint" => m.endpoint.clone(),
+                "region" => "us-east-1",
+            },
+        )
+        .write();
     let o = m.run_once(&cfg);
     expect_code(&o, 0);
     assert!(violations.lock().unwrap().is_empty());

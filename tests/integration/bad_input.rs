@@ -24,10 +24,10 @@ fn config(d: &Path, trail: &Path) -> std::path::PathBuf {
     file_pipeline(
         d,
         "trail",
-        &format!("{}/**/*", toml_path(trail)),
-        "",
+        &pipeline::below(trail),
+        keys! {},
         &d.join("out/events.ndjson"),
-        "",
+        keys! {},
     )
 }
 
@@ -304,10 +304,10 @@ fn files_deleted_while_being_read_cost_no_other_events() {
     let cfg = file_pipeline(
         d.path(),
         "trail",
-        &format!("{}/**/*", toml_path(&trail)),
-        "max_concurrent_files = 1",
+        &pipeline::below(&trail),
+        keys! { "max_concurrent_files" => 1 },
         &out,
-        "",
+        keys! {},
     );
     let mut child = once_cmd(&cfg)
         .stdout(std::process::Stdio::null())

@@ -106,18 +106,27 @@ fn write_doc(path: &Path, mut records: Vec<String>, seed: u64) {
     std::fs::write(path, corpus::gzip(doc.as_bytes())).unwrap();
 }
 
-fn cwl_pipeline(d: &Path, trail: &Path, endpoint: &str, sink_keys: &str) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{trail}/**/*\"]\n[sinks.cwl]\ntype = \"cloudwatch_logs\"\ninputs = [\"trail\"]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nretry.initial_backoff = \"50ms\"\nretry.max_backoff = \"500ms\"\n{sink_keys}\n",
-            data = toml_path(&d.join("data")),
-            trail = toml_path(trail),
-        ),
-    )
-    .unwrap();
-    cfg
+/// A file source reading `trail` into the sink `cwl`, with `sink_keys` added.
+fn cwl(d: &Path, trail: &Path, endpoint: &str, sink_keys: pipeline::Table) -> Pipeline {
+    let mut keys = keys! {
+        "endpoint" => endpoint,
+        "region" => "us-east-1",
+        "retry.initial_backoff" => "50ms",
+        "retry.max_backoff" => "500ms",
+    };
+    pipeline::merge(&mut keys, sink_keys);
+    Pipeline::new(d)
+        .file_source("trail", trail)
+        .sink("cwl", "cloudwatch_logs", &["trail"], keys)
+}
+
+fn cwl_pipeline(
+    d: &Path,
+    trail: &Path,
+    endpoint: &str,
+    sink_keys: pipeline::Table,
+) -> std::path::PathBuf {
+    cwl(d, trail, endpoint, sink_keys).write()
 }
 
 fn ids_of(events: &[(String, String, String)]) -> Vec<String> {
@@ -193,7 +202,14 @@ async fn calls_obey_every_putlogevents_rule_and_refused_events_never_count_as_de
         d.path(),
         &trail,
         &proxy.endpoint,
-        "group = \"/cloudtrail/all\"\nstream = \"everything\"\nretention_days = 7\nbatch.max_events = 100000\nbatch.max_bytes = \"64MiB\"\nbatch.timeout = \"2s\"\n",
+        keys! {
+            "group" => "/cloudtrail/all",
+            "stream" => "everything",
+            "retention_days" => 7,
+            "batch.max_events" => 100000,
+            "batch.max_bytes" => "64MiB",
+            "batch.timeout" => "2s",
+        },
     );
     let o = m.run_once(&cfg);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -304,7 +320,7 @@ async fn throttled_calls_are_retried_and_groups_and_streams_created_per_account_
         d.path(),
         &trail,
         &proxy.endpoint,
-        "group = \"/cloudtrail/{account_id}\"\n",
+        keys! { "group" => "/cloudtrail/{account_id}" },
     );
     let o = m.run_once(&cfg);
     expect_code(&o, 0);
@@ -358,15 +374,14 @@ async fn refused_and_oversized_events_go_to_the_dead_letter_sink() {
     recs.push(r);
     write_doc(&trail.join("0.json.gz"), recs, 1);
     let dlq = d.path().join("dead.ndjson");
-    let cfg = cwl_pipeline(
+    let cfg = cwl(
         d.path(),
         &trail,
         &proxy.endpoint,
-        &format!(
-            "group = \"/cloudtrail/all\"\ndead_letter = \"rejected\"\n[sinks.rejected]\ntype = \"file\"\npath = \"{}\"\n",
-            toml_path(&dlq)
-        ),
-    );
+        keys! { "group" => "/cloudtrail/all", "dead_letter" => "rejected" },
+    )
+    .file_sink("rejected", &[], &dlq, keys! {})
+    .write();
     let o = m.run_once(&cfg);
     expect_code(&o, 0);
     assert!(violations.lock().unwrap().is_empty());

@@ -15,24 +15,23 @@ const REFUSED: &str = "refused-by-the-collector";
 fn pipeline(
     d: &std::path::Path,
     url: &str,
-    extra: &str,
+    extra: pipeline::Table,
     dlq_path: &std::path::Path,
-    dlq_extra: &str,
+    dlq_keys: pipeline::Table,
 ) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{data}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{trail}/**/*\"]\n\
-             [sinks.collector]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"{url}/in\"\ndead_letter = \"rejected\"\nbatch.max_events = 1\nretry.initial_backoff = \"20ms\"\nretry.max_backoff = \"50ms\"\n{extra}\n\
-             [sinks.rejected]\ntype = \"file\"\npath = \"{dlq}\"\n{dlq_extra}\n",
-            data = toml_path(&d.join("data")),
-            trail = toml_path(&d.join("trail")),
-            dlq = toml_path(dlq_path),
-        ),
-    )
-    .unwrap();
-    cfg
+    let mut collector = keys! {
+        "uri" => format!("{url}/in"),
+        "dead_letter" => "rejected",
+        "batch.max_events" => 1,
+        "retry.initial_backoff" => "20ms",
+        "retry.max_backoff" => "50ms",
+    };
+    pipeline::merge(&mut collector, extra);
+    Pipeline::new(d)
+        .file_source("trail", &d.join("trail"))
+        .sink("collector", "http", &["trail"], collector)
+        .file_sink("rejected", &[], dlq_path, dlq_keys)
+        .write()
 }
 
 fn dead_letters(p: &std::path::Path) -> Vec<Value> {
@@ -66,7 +65,7 @@ async fn refused_events_go_to_the_dead_letter_sink_and_their_units_commit() {
     ));
     corpus::write_one(&d.path().join("trail/bad/0.json"), REFUSED);
     let dlq = d.path().join("dead-letters.ndjson");
-    let cfg = pipeline(d.path(), &server.url, "", &dlq, "");
+    let cfg = pipeline(d.path(), &server.url, keys! {}, &dlq, keys! {});
     let o = run_once_ok(&cfg);
     let letters = dead_letters(&dlq);
     assert_eq!(letters.len(), 1, "{letters:?}");
@@ -122,7 +121,13 @@ async fn events_out_of_retries_go_to_the_dead_letter_sink() {
         usize::MAX,
     ));
     let dlq = d.path().join("dead-letters.ndjson");
-    let cfg = pipeline(d.path(), &server.url, "retry.max_retries = 2", &dlq, "");
+    let cfg = pipeline(
+        d.path(),
+        &server.url,
+        keys! { "retry.max_retries" => 2 },
+        &dlq,
+        keys! {},
+    );
     run_once_ok(&cfg);
     let letters = dead_letters(&dlq);
     let got: Vec<String> = letters.iter().map(event_id).collect();
@@ -151,9 +156,9 @@ async fn when_the_dead_letter_sink_fails_too_nothing_is_committed() {
     let cfg = pipeline(
         d.path(),
         &server.url,
-        "",
+        keys! {},
         &d.path().join("not-a-dir/dead-letters.ndjson"),
-        "retry.max_retries = 1\nretry.initial_backoff = \"20ms\"",
+        keys! { "retry.max_retries" => 1, "retry.initial_backoff" => "20ms" },
     );
     let o = run_once(&cfg);
     expect_code(&o, 3);
@@ -162,27 +167,35 @@ async fn when_the_dead_letter_sink_fails_too_nothing_is_committed() {
 #[test]
 fn dead_letter_names_are_checked() {
     let d = tempfile::tempdir().unwrap();
-    let base = "[sources.t]\ntype = \"file\"\ninclude = [\"/tmp/x/**\"]\n[sinks.a]\ntype = \"console\"\ninputs = [\"t\"]\n";
-    for (extra, want) in [
+    let base = |a: pipeline::Table| {
+        Pipeline::new(d.path())
+            .source("t", "file", keys! { "include" => vec!["/tmp/x/**"] })
+            .sink("a", "console", &["t"], a)
+    };
+    for (p, want) in [
         (
-            "dead_letter = \"a\"\n",
+            base(keys! { "dead_letter" => "a" }),
             "sinks.a.dead_letter: a sink cannot be its own dead_letter",
         ),
         (
-            "dead_letter = \"nope\"\n",
+            base(keys! { "dead_letter" => "nope" }),
             "sinks.a.dead_letter: `nope` names no sink",
         ),
         (
-            "dead_letter = \"b\"\n[sinks.b]\ntype = \"console\"\ndead_letter = \"a\"\n",
+            base(keys! { "dead_letter" => "b" }).sink(
+                "b",
+                "console",
+                &[],
+                keys! { "dead_letter" => "a" },
+            ),
             "dead_letter cycle: a -> b -> a",
         ),
         (
-            "[sinks.c]\ntype = \"console\"\n",
+            base(keys! {}).sink("c", "console", &[], keys! {}),
             "sinks.c: missing key `inputs`",
         ),
     ] {
-        let cfg = d.path().join("p.toml");
-        std::fs::write(&cfg, format!("{base}{extra}")).unwrap();
+        let cfg = p.write();
         let o = run_with_timeout(
             trailship(&["validate", "--config", cfg.to_str().unwrap()]),
             30,

@@ -30,18 +30,16 @@ fn records(seed: u64, n: usize) -> Vec<(String, String)> {
 }
 
 fn config(d: &std::path::Path, persist: bool) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[transforms.once]\ntype = \"dedup\"\ninputs = [\"trail\"]\nwindow = \"1h\"\npersist = {persist}\n[sinks.out]\ntype = \"file\"\ninputs = [\"once\"]\npath = \"{}\"\n",
-            toml_path(&d.join("data")),
-            toml_path(&d.join("trail")),
-            toml_path(&d.join("out.ndjson")),
-        ),
-    )
-    .unwrap();
-    cfg
+    Pipeline::new(d)
+        .file_source("trail", &d.join("trail"))
+        .transform(
+            "once",
+            "dedup",
+            &["trail"],
+            keys! { "window" => "1h", "persist" => persist },
+        )
+        .file_sink("out", &["once"], &d.join("out.ndjson"), keys! {})
+        .write()
 }
 
 #[test]
@@ -114,17 +112,16 @@ async fn a_repeat_is_not_dropped_when_the_copy_let_through_was_not_delivered() {
     let a = records(73, 100);
     document(&trail, "a.json.gz", &a);
     document(&trail, "b.json.gz", &a);
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\nretry_delay = \"1s\"\n[transforms.once]\ntype = \"dedup\"\ninputs = [\"trail\"]\n[sinks.siem]\ntype = \"http\"\ninputs = [\"once\"]\nuri = \"{}/in\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            server.url
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source_with("trail", &trail, keys! { "retry_delay" => "1s" })
+        .transform("once", "dedup", &["trail"], keys! {})
+        .sink(
+            "siem",
+            "http",
+            &["once"],
+            keys! { "uri" => format!("{}/in", server.url) },
+        )
+        .write();
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     let want = corpus::ids(&a);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn config(d: &Path, trail: &Path, sink_path: &Path, sink_extra: &str) -> PathBuf {
-    let include = format!("{}/**/*", toml_path(trail));
+fn config(d: &Path, trail: &Path, sink_path: &Path, sink_extra: pipeline::Table) -> PathBuf {
     file_pipeline(
         d,
         "trail",
-        &include,
-        "poll_interval = \"200ms\"\nsettle_time = \"0s\"",
+        &pipeline::below(trail),
+        keys! { "poll_interval" => "200ms", "settle_time" => "0s" },
         sink_path,
         sink_extra,
     )
@@ -40,7 +39,7 @@ fn kill_9_at_random_moments_then_restart_loses_nothing() {
     let trail = d.path().join("trail");
     let input = corpus_with_ndjson(&trail, 60, 500);
     let out = d.path().join("out/events.ndjson");
-    let cfg = config(d.path(), &trail, &out, "");
+    let cfg = config(d.path(), &trail, &out, keys! {});
     let mut rng = fastrand::Rng::with_seed(2026);
     let kills = 4;
     let mut delivered_at_kill = Vec::new();
@@ -108,7 +107,7 @@ fn sigterm_drains_commits_and_exits_zero() {
     let trail = d.path().join("trail");
     let input = corpus_with_ndjson(&trail, 40, 500);
     let out = d.path().join("out/events.ndjson");
-    let cfg = config(d.path(), &trail, &out, "");
+    let cfg = config(d.path(), &trail, &out, keys! {});
     let mut child = spawn_daemon(&cfg, &d.path().join("term.log"));
     wait_until(60, "first events", || {
         std::fs::metadata(&out)
@@ -144,7 +143,7 @@ fn sigterm_drains_commits_and_exits_zero() {
 
 /// Stratus fixtures into a sink whose directory is blocked by a plain file, so every write
 /// fails. Returns (temp dir, trail, blocker, sink path, config).
-fn blocked_sink(retry: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+fn blocked_sink(retry: pipeline::Table) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
     copy_dir(&fixtures().join("stratus"), &trail);
@@ -171,7 +170,7 @@ fn unblock_and_expect_everything(blocker: &Path, cfg: &Path, trail: &Path, out: 
 #[test]
 fn undeliverable_events_are_not_committed_and_are_read_again() {
     let (_d, trail, blocker, out, cfg) =
-        blocked_sink("retry.initial_backoff = \"50ms\"\nretry.max_duration = \"1s\"\n");
+        blocked_sink(keys! { "retry.initial_backoff" => "50ms", "retry.max_duration" => "1s" });
     let o = run_once(&cfg);
     assert_eq!(
         o.status.code(),
@@ -201,7 +200,7 @@ fn undeliverable_events_are_not_committed_and_are_read_again() {
 #[test]
 fn stop_with_a_stuck_sink_commits_nothing_undelivered() {
     let (d, trail, blocker, out, cfg) =
-        blocked_sink("retry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n");
+        blocked_sink(keys! { "retry.initial_backoff" => "50ms", "retry.max_backoff" => "200ms" });
     let log = d.path().join("stuck.log");
     let mut child = spawn_daemon(&cfg, &log);
     wait_until(30, "a failed send", || {

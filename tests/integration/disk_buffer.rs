@@ -88,32 +88,30 @@ async fn siem_down_100k_events_buffered_to_disk_queue_emptied_restart_all_arrive
     let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{}"
-[sources.queue]
-type = "sqs"
-queue_url = "{url}"
-endpoint = "{}"
-region = "us-east-1"
-visibility_timeout = 60
-concurrency = 4
-[sinks.siem]
-type = "http"
-inputs = ["queue"]
-uri = "{}/in"
-connect_timeout = "1s"
-retry.max_backoff = "2s"
-buffer = {{ type = "disk", max_size = "1GiB" }}
-"#,
-            toml_path(&data),
-            m.endpoint,
-            switch.url
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .source(
+            "queue",
+            "sqs",
+            keys! {
+                "queue_url" => url.clone(),
+                "endpoint" => m.endpoint.clone(),
+                "region" => "us-east-1",
+                "visibility_timeout" => 60,
+                "concurrency" => 4,
+            },
+        )
+        .sink(
+            "siem",
+            "http",
+            &["queue"],
+            keys! {
+                "uri" => format!("{}/in", switch.url),
+                "connect_timeout" => "1s",
+                "retry.max_backoff" => "2s",
+                "buffer" => keys! { "type" => "disk", "max_size" => "1GiB" },
+            },
+        )
+        .write();
     let run = |log: &str| {
         let mut c = daemon_cmd(&cfg);
         m.apply(&mut c);
@@ -175,18 +173,18 @@ buffer = {{ type = "disk", max_size = "1GiB" }}
     );
 }
 
-fn file_to_http(d: &Path, uri: &str, buffer: &str, extra: &str) -> PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.siem]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"{uri}\"\nconnect_timeout = \"1s\"\nretry.max_backoff = \"1s\"\nbuffer = {buffer}\n{extra}\n",
-            toml_path(&d.join("data")),
-            toml_path(&d.join("trail")),
-        ),
-    )
-    .unwrap();
-    cfg
+fn file_to_http(d: &Path, uri: &str, buffer: pipeline::Table, extra: pipeline::Table) -> PathBuf {
+    let mut keys = keys! {
+        "uri" => uri,
+        "connect_timeout" => "1s",
+        "retry.max_backoff" => "1s",
+        "buffer" => buffer,
+    };
+    pipeline::merge(&mut keys, extra);
+    Pipeline::new(d)
+        .file_source("trail", &d.join("trail"))
+        .sink("siem", "http", &["trail"], keys)
+        .write()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -197,8 +195,8 @@ async fn a_damaged_segment_loses_only_the_damaged_records_and_a_torn_tail_nothin
     let cfg = file_to_http(
         d.path(),
         &format!("{}/in", switch.url),
-        "{ type = \"disk\", max_size = \"64MiB\" }",
-        "retry.max_duration = \"2s\"",
+        keys! { "type" => "disk", "max_size" => "64MiB" },
+        keys! { "retry.max_duration" => "2s" },
     );
     // One-shot with the SIEM down: everything is buffered (the files are committed), the sink
     // gives up, the events stay in the buffer, and the run says so (exit 3).
@@ -279,8 +277,8 @@ async fn a_full_buffer_holds_the_sources_back_and_never_grows_past_max_size() {
     let cfg = file_to_http(
         d.path(),
         &format!("{}/in", switch.url),
-        "{ type = \"disk\", max_size = \"8MiB\", when_full = \"block\" }",
-        "",
+        keys! { "type" => "disk", "max_size" => "8MiB", "when_full" => "block" },
+        keys! {},
     );
     let log = d.path().join("daemon.log");
     let mut p = spawn_daemon(&cfg, &log);
@@ -321,34 +319,29 @@ async fn drop_newest_never_holds_up_the_other_sinks_and_the_refused_events_come_
     let records = corpus::write_documents(&d.path().join("trail"), 16, 1000, 64, usize::MAX);
     let want = corpus::ids(&records);
     let archive = d.path().join("archive.ndjson");
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{}"
-[sources.trail]
-type = "file"
-include = ["{}/**/*"]
-retry_delay = "1s"
-[sinks.archive]
-type = "file"
-inputs = ["trail"]
-path = "{}"
-[sinks.siem]
-type = "http"
-inputs = ["trail"]
-uri = "{}/in"
-connect_timeout = "1s"
-retry.max_backoff = "1s"
-buffer = {{ type = "disk", max_size = "8MiB", when_full = "drop_newest" }}
-"#,
-            toml_path(&d.path().join("data")),
-            toml_path(&d.path().join("trail")),
-            toml_path(&archive),
-            switch.url
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source_with(
+            "trail",
+            &d.path().join("trail"),
+            keys! { "retry_delay" => "1s" },
+        )
+        .file_sink("archive", &["trail"], &archive, keys! {})
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{}/in", switch.url),
+                "connect_timeout" => "1s",
+                "retry.max_backoff" => "1s",
+                "buffer" => keys! {
+                    "type" => "disk",
+                    "max_size" => "8MiB",
+                    "when_full" => "drop_newest",
+                },
+            },
+        )
+        .write();
     let log = d.path().join("daemon.log");
     let mut p = spawn_daemon(&cfg, &log);
     // The archive gets every event while the SIEM is down and its buffer full.
@@ -403,36 +396,28 @@ async fn kill_9_at_random_moments_then_restart_delivers_the_input_set_to_every_s
     let records = corpus::write_documents(&d.path().join("trail"), 40, 500, 65, usize::MAX);
     let want = corpus::ids(&records);
     let archive = d.path().join("archive.ndjson");
-    let cfg = d.path().join("p.toml");
     // Two sinks: a file archive (no buffer) and a SIEM behind a disk buffer, slower than the
     // source, so every kill finds events in every stage: read, buffered, in flight.
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{}"
-[sources.trail]
-type = "file"
-include = ["{}/**/*"]
-[sinks.archive]
-type = "file"
-inputs = ["trail"]
-path = "{}"
-batch.max_events = 1000
-[sinks.siem]
-type = "http"
-inputs = ["trail"]
-uri = "{}/in"
-batch.max_events = 500
-rate_limit = {{ events_per_sec = 8000 }}
-buffer = {{ type = "disk", max_size = "256MiB" }}
-"#,
-            toml_path(&d.path().join("data")),
-            toml_path(&d.path().join("trail")),
-            toml_path(&archive),
-            server.url
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &d.path().join("trail"))
+        .file_sink(
+            "archive",
+            &["trail"],
+            &archive,
+            keys! { "batch.max_events" => 1000 },
+        )
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{}/in", server.url),
+                "batch.max_events" => 500,
+                "rate_limit.events_per_sec" => 8000,
+                "buffer" => keys! { "type" => "disk", "max_size" => "256MiB" },
+            },
+        )
+        .write();
     let mut rng = fastrand::Rng::with_seed(65);
     let kills = 4;
     let mut moments = Vec::new();

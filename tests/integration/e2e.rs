@@ -23,39 +23,32 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
 fn route_separates_read_and_write_events_byte_for_byte() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = pipeline(
-        d.path(),
-        &trail,
-        &out,
-        r#"data_dir = "@data@"
-[sources.trail]
-type = "file"
-include = ["@trail@/**/*"]
-
-[transforms.rw]
-type = "route"
-inputs = ["trail"]
-[transforms.rw.routes.read]
-read_only = true
-[transforms.rw.routes.write]
-read_only = false
-
-[sinks.reads]
-type = "file"
-inputs = ["rw.read"]
-path = "@out@/read/%Y/%m/{account_id}.ndjson"
-
-[sinks.writes]
-type = "file"
-inputs = ["rw.write"]
-path = "@out@/write/events.ndjson"
-
-[sinks.other]
-type = "file"
-inputs = ["rw._unmatched"]
-path = "@out@/other.ndjson"
-"#,
-    );
+    let at = |p: &str| out.join(p);
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .transform(
+            "rw",
+            "route",
+            &["trail"],
+            keys! {
+                "routes.read.read_only" => true,
+                "routes.write.read_only" => false,
+            },
+        )
+        .file_sink(
+            "reads",
+            &["rw.read"],
+            &at("read/%Y/%m/{account_id}.ndjson"),
+            keys! {},
+        )
+        .file_sink(
+            "writes",
+            &["rw.write"],
+            &at("write/events.ndjson"),
+            keys! {},
+        )
+        .file_sink("other", &["rw._unmatched"], &at("other.ndjson"), keys! {})
+        .write();
     run_once_ok(&cfg);
 
     let recs = fixture_records(&trail);
@@ -139,31 +132,32 @@ path = "@out@/other.ndjson"
 fn filter_writes_cloudtrail_gzip_documents() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = pipeline(
-        d.path(),
-        &trail,
-        &out,
-        r#"data_dir = "@data@"
-[sources.trail]
-type = "file"
-include = ["@trail@/**/*.json.gz", "@trail@/stratus/*.json"]
-
-[transforms.mgmt_writes]
-type = "filter"
-inputs = ["trail"]
-category = "management"
-[transforms.mgmt_writes.exclude]
-event_name = ["Describe*", "List*", "Get*"]
-
-[sinks.archive]
-type = "file"
-inputs = ["mgmt_writes"]
-path = "@out@/%Y/%m/%d/{region}.json.gz"
-encoding = "cloudtrail"
-compression = "gzip"
-batch.max_events = 7
-"#,
-    );
+    let include = vec![
+        format!("{}/**/*.json.gz", trail.display()),
+        format!("{}/stratus/*.json", trail.display()),
+    ];
+    let cfg = Pipeline::new(d.path())
+        .source("trail", "file", keys! { "include" => include })
+        .transform(
+            "mgmt_writes",
+            "filter",
+            &["trail"],
+            keys! {
+                "category" => "management",
+                "exclude.event_name" => vec!["Describe*", "List*", "Get*"],
+            },
+        )
+        .file_sink(
+            "archive",
+            &["mgmt_writes"],
+            &out.join("%Y/%m/%d/{region}.json.gz"),
+            keys! {
+                "encoding" => "cloudtrail",
+                "compression" => "gzip",
+                "batch.max_events" => 7,
+            },
+        )
+        .write();
     run_once_ok(&cfg);
     let recs: Vec<_> = fixture_records(&trail)
         .into_iter()
@@ -257,38 +251,34 @@ fn default_pipeline_prints_the_example_trail() {
 fn categories_route_insight_network_and_data_events() {
     let (d, trail) = setup();
     let out = d.path().join("out");
-    let cfg = pipeline(
-        d.path(),
-        &trail,
-        &out,
-        r#"data_dir = "@data@"
-[sources.trail]
-type = "file"
-include = ["@trail@/**/*"]
-[transforms.kind]
-type = "route"
-inputs = ["trail"]
-routes.insight = { category = "insight" }
-routes.network = { category = "network_activity" }
-routes.data = { category = "data" }
-routes.errors = { error = true }
-[sinks.insight]
-type = "file"
-inputs = ["kind.insight"]
-path = "@out@/insight.ndjson"
-[sinks.network]
-type = "file"
-inputs = ["kind.network"]
-path = "@out@/network.ndjson"
-[sinks.data]
-type = "file"
-inputs = ["kind.data"]
-path = "@out@/data.ndjson"
-[sinks.errors]
-type = "console"
-inputs = ["kind.errors"]
-"#,
-    );
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .transform(
+            "kind",
+            "route",
+            &["trail"],
+            keys! {
+                "routes.insight.category" => "insight",
+                "routes.network.category" => "network_activity",
+                "routes.data.category" => "data",
+                "routes.errors.error" => true,
+            },
+        )
+        .file_sink(
+            "insight",
+            &["kind.insight"],
+            &out.join("insight.ndjson"),
+            keys! {},
+        )
+        .file_sink(
+            "network",
+            &["kind.network"],
+            &out.join("network.ndjson"),
+            keys! {},
+        )
+        .file_sink("data", &["kind.data"], &out.join("data.ndjson"), keys! {})
+        .sink("errors", "console", &["kind.errors"], keys! {})
+        .write();
     let o = run_once_ok(&cfg);
     // 5 Insight events in the AWS docs examples, 6 network activity events from Panther.
     assert_eq!(output_ids(&out.join("insight.ndjson")).len(), 5);
@@ -331,10 +321,10 @@ fn ignore_older_skips_old_files() {
     let cfg = file_pipeline(
         d.path(),
         "trail",
-        &format!("{}/*.json", toml_path(&trail)),
-        "ignore_older = \"1d\"",
+        &format!("{}/*.json", trail.display()),
+        keys! { "ignore_older" => "1d" },
         &out,
-        "",
+        keys! {},
     );
     run_once_ok(&cfg);
     let all = fixture_records(&trail);

@@ -80,19 +80,14 @@ fn bulk(state: Arc<Mutex<Es>>) -> Handler {
 fn es_pipeline(
     d: &std::path::Path,
     trail: &std::path::Path,
-    sink_keys: &str,
+    sink_keys: pipeline::Table,
 ) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.es]\ntype = \"elasticsearch\"\ninputs = [\"trail\"]\nretry.initial_backoff = \"50ms\"\nbatch.max_events = 300\n{sink_keys}\n",
-            toml_path(&d.join("data")),
-            toml_path(trail),
-        ),
-    )
-    .unwrap();
-    cfg
+    let mut keys = keys! { "retry.initial_backoff" => "50ms", "batch.max_events" => 300 };
+    pipeline::merge(&mut keys, sink_keys);
+    Pipeline::new(d)
+        .file_source("trail", trail)
+        .sink("es", "elasticsearch", &["trail"], keys)
+        .write()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,11 +124,10 @@ async fn bulk_items_retried_alone_conflicts_count_as_delivered_mapping_errors_fa
     let cfg = es_pipeline(
         d.path(),
         &trail,
-        &format!(
-            "endpoints = [\"{}\"]\nauth = {{ strategy = \"api_key\", key_file = \"{}\" }}\n",
-            server.url,
-            toml_path(&key_file)
-        ),
+        keys! {
+            "endpoints" => vec![server.url.clone()],
+            "auth" => keys! { "strategy" => "api_key", "key_file" => pipeline::path(&key_file) },
+        },
     );
     let o = run_once(&cfg);
     expect_code(&o, 3);
@@ -190,10 +184,12 @@ async fn data_stream_documents_get_timestamps_and_sigv4_signatures() {
     let cfg = es_pipeline(
         d.path(),
         &trail,
-        &format!(
-            "endpoints = [\"http://127.0.0.1:1\", \"{}\"]\ndata_stream = \"logs-aws.cloudtrail-default\"\ncompression = \"none\"\nauth = {{ strategy = \"aws\", region = \"eu-west-1\" }}\n",
-            server.url
-        ),
+        keys! {
+            "endpoints" => vec!["http://127.0.0.1:1".to_string(), server.url.clone()],
+            "data_stream" => "logs-aws.cloudtrail-default",
+            "compression" => "none",
+            "auth" => keys! { "strategy" => "aws", "region" => "eu-west-1" },
+        },
     );
     let mut c = once_cmd(&cfg);
     c.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -241,7 +237,10 @@ fn a_sink_that_cannot_start_stops_the_pipeline() {
     let cfg = es_pipeline(
         d.path(),
         &trail,
-        "endpoints = [\"http://127.0.0.1:1\"]\nauth = { strategy = \"aws\" }\n",
+        keys! {
+            "endpoints" => vec!["http://127.0.0.1:1"],
+            "auth" => keys! { "strategy" => "aws" },
+        },
     );
     let mut c = daemon_cmd(&cfg);
     c.env_remove("AWS_REGION")
@@ -261,17 +260,10 @@ fn a_sink_that_cannot_start_stops_the_pipeline() {
     );
     // Nothing was committed: the same source into a file sink reads all of it.
     let out = d.path().join("out.ndjson");
-    let cfg = d.path().join("file.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            toml_path(&out)
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .file_sink("out", &["trail"], &out, keys! {})
+        .write_as("file.toml");
     run_once_ok(&cfg);
     assert_eq!(
         output_ids(&out).len(),

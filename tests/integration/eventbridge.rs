@@ -190,17 +190,20 @@ async fn failed_entries_are_retried_alone_and_refused_ones_never_count_as_delive
         r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"2026-11-29T10:00:00Z","eventID":"{PERMANENT}","eventType":"AwsApiCall"}},{big}]}}"#
     );
     std::fs::write(trail.join("bad/0.json"), doc).unwrap();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.bus]\ntype = \"eventbridge\"\ninputs = [\"trail\"]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nretry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            proxy.endpoint
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .sink(
+            "bus",
+            "eventbridge",
+            &["trail"],
+            keys! {
+                "endpoint" => proxy.endpoint.clone(),
+                "region" => "us-east-1",
+                "retry.initial_backoff" => "50ms",
+                "retry.max_backoff" => "200ms",
+            },
+        )
+        .write();
     let o = m.run_once(&cfg);
     assert_eq!(
         o.status.code(),

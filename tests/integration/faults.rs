@@ -14,18 +14,13 @@ use crate::common::measure::measure;
 use crate::common::switch::Switch;
 use crate::common::*;
 
-fn http_pipeline(d: &std::path::Path, uri: &str, extra: &str) -> std::path::PathBuf {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\nshutdown_timeout = \"30s\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.siem]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"{uri}\"\n{extra}\n",
-            toml_path(&d.join("data")),
-            toml_path(&d.join("trail")),
-        ),
-    )
-    .unwrap();
-    cfg
+fn http_pipeline(d: &std::path::Path, uri: &str, mut extra: pipeline::Table) -> std::path::PathBuf {
+    extra.insert("uri".into(), uri.into());
+    Pipeline::new(d)
+        .set("shutdown_timeout", "30s")
+        .file_source("trail", &d.join("trail"))
+        .sink("siem", "http", &["trail"], extra)
+        .write()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -61,7 +56,11 @@ async fn sink_outage_503_then_refused_then_hanging_then_back_loses_nothing() {
         &format!("{}/in", switch.url),
         // Long enough that a loaded CI machine does not time out an answered request (which
         // would be sent again: a duplicate), short enough to time out within the hang phase.
-        "request_timeout = \"4s\"\nconnect_timeout = \"1s\"\nretry.max_backoff = \"4s\"",
+        keys! {
+            "request_timeout" => "4s",
+            "connect_timeout" => "1s",
+            "retry.max_backoff" => "4s",
+        },
     );
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     let phase_len = Duration::from_secs(6);
@@ -124,7 +123,7 @@ async fn a_slow_sink_with_20x_the_buffered_input_keeps_memory_flat() {
     let cfg = http_pipeline(
         d.path(),
         &format!("{}/in", server.url),
-        "batch.max_events = 500\nconcurrency = 1",
+        keys! { "batch.max_events" => 500, "concurrency" => 1 },
     );
     let m = tokio::task::spawn_blocking(move || {
         measure(
@@ -200,10 +199,10 @@ fn data_dir_full_commits_nothing_then_recovers_when_space_returns() {
     let cfg = file_pipeline(
         d.path(),
         "trail",
-        &format!("{}/**/*", toml_path(&d.path().join("trail"))),
-        "",
+        &pipeline::below(&d.path().join("trail")),
+        keys! {},
         &out,
-        "batch.timeout = \"50ms\"",
+        keys! { "batch.timeout" => "50ms" },
     );
     let log = d.path().join("daemon.log");
     let checkpoint = data.join("checkpoints/trail.json");

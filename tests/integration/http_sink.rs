@@ -12,23 +12,19 @@ use crate::common::*;
 
 fn pipeline(
     d: &std::path::Path,
-    sink_keys: &str,
+    sink_keys: pipeline::Table,
     events: usize,
 ) -> (std::path::PathBuf, Vec<String>) {
     let trail = d.join("trail");
     std::fs::create_dir_all(&trail).unwrap();
     let (ids, doc) = Gen::new(14).document(events);
     std::fs::write(trail.join("0.json"), doc).unwrap();
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.collector]\ntype = \"http\"\ninputs = [\"trail\"]\nretry.initial_backoff = \"50ms\"\n{sink_keys}\n",
-            toml_path(&d.join("data")),
-            toml_path(&trail),
-        ),
-    )
-    .unwrap();
+    let mut keys = keys! { "retry.initial_backoff" => "50ms" };
+    pipeline::merge(&mut keys, sink_keys);
+    let cfg = Pipeline::new(d)
+        .file_source("trail", &trail)
+        .sink("collector", "http", &["trail"], keys)
+        .write();
     (cfg, ids)
 }
 
@@ -51,10 +47,14 @@ async fn retries_5xx_and_429_honouring_retry_after() {
     let d = tempfile::tempdir().unwrap();
     let (cfg, ids) = pipeline(
         d.path(),
-        &format!(
-            "uri = \"{}/ingest\"\nencoding = \"json_array\"\ncompression = \"gzip\"\nheaders.X-Tenant = \"security\"\nauth = {{ strategy = \"bearer\", token = \"${{COLLECTOR_TOKEN}}\" }}\nbatch.max_events = 1000\n",
-            server.url
-        ),
+        keys! {
+            "uri" => format!("{}/ingest", server.url),
+            "encoding" => "json_array",
+            "compression" => "gzip",
+            "headers.X-Tenant" => "security",
+            "auth" => keys! { "strategy" => "bearer", "token" => "${COLLECTOR_TOKEN}" },
+            "batch.max_events" => 1000,
+        },
         200,
     );
     let mut c = once_cmd(&cfg);
@@ -86,7 +86,11 @@ async fn a_client_error_is_permanent_and_not_retried() {
     }))
     .await;
     let d = tempfile::tempdir().unwrap();
-    let (cfg, _) = pipeline(d.path(), &format!("uri = \"{}/ingest\"\n", server.url), 20);
+    let (cfg, _) = pipeline(
+        d.path(),
+        keys! { "uri" => format!("{}/ingest", server.url) },
+        20,
+    );
     let o = run_once(&cfg);
     expect_code(&o, 3);
     assert_eq!(
@@ -114,10 +118,12 @@ async fn rate_limit_holds_the_sinks_average_rate() {
     let d = tempfile::tempdir().unwrap();
     let (cfg, ids) = pipeline(
         d.path(),
-        &format!(
-            "uri = \"{}/ingest\"\nrate_limit = {{ events_per_sec = 100 }}\nbatch.max_events = 50\nbatch.timeout = \"10ms\"\n",
-            server.url
-        ),
+        keys! {
+            "uri" => format!("{}/ingest", server.url),
+            "rate_limit.events_per_sec" => 100,
+            "batch.max_events" => 50,
+            "batch.timeout" => "10ms",
+        },
         300,
     );
     run_once_ok(&cfg);
@@ -176,15 +182,18 @@ async fn overloaded_above_three() -> (
 async fn adaptive_concurrency_finds_what_the_receiver_takes() {
     use std::sync::atomic::Ordering;
     let mut refused_by = Vec::new();
-    for concurrency in ["16", "\"adaptive\""] {
+    for concurrency in [pipeline::Value::from(16), pipeline::Value::from("adaptive")] {
         let (server, refused, delivered) = overloaded_above_three().await;
         let d = tempfile::tempdir().unwrap();
         let (cfg, ids) = pipeline(
             d.path(),
-            &format!(
-                "uri = \"{}/in\"\nconcurrency = {concurrency}\nbatch.max_events = 20\nbatch.timeout = \"10ms\"\nretry.max_backoff = \"200ms\"\n",
-                server.url
-            ),
+            keys! {
+                "uri" => format!("{}/in", server.url),
+                "concurrency" => concurrency.clone(),
+                "batch.max_events" => 20,
+                "batch.timeout" => "10ms",
+                "retry.max_backoff" => "200ms",
+            },
             2000,
         );
         run_once_ok(&cfg);

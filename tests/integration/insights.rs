@@ -126,17 +126,17 @@ fn a_delete_burst_and_an_access_denied_spike_raise_one_insight_each() {
     }
     std::fs::create_dir_all(d.path().join("trail")).unwrap();
     std::fs::write(d.path().join("trail/traffic.ndjson"), &t.out).unwrap();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/*\"]\n[transforms.insights]\ntype = \"insights\"\ninputs = [\"trail\"]\n[sinks.out]\ntype = \"file\"\ninputs = [\"insights\"]\npath = \"{}\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&d.path().join("trail")),
-            toml_path(&d.path().join("insights.ndjson")),
-        ),
-    )
-    .unwrap();
+    let include = format!("{}/*", d.path().join("trail").display());
+    let cfg = Pipeline::new(d.path())
+        .source("trail", "file", keys! { "include" => vec![include] })
+        .transform("insights", "insights", &["trail"], keys! {})
+        .file_sink(
+            "out",
+            &["insights"],
+            &d.path().join("insights.ndjson"),
+            keys! {},
+        )
+        .write();
     run_once_ok(&cfg);
     let text = std::fs::read_to_string(d.path().join("insights.ndjson")).unwrap_or_default();
     let found: Vec<Value> = text

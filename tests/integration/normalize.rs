@@ -7,17 +7,20 @@ use serde_json::Value;
 use crate::common::*;
 
 fn normalize_fixtures(d: &std::path::Path, schema: &str, path: &str) -> Vec<Value> {
-    let cfg = d.join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\nexclude = [\"**/digest/**\", \"**/README.md\"]\n[transforms.norm]\ntype = \"normalize\"\ninputs = [\"trail\"]\nschema = \"{schema}\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"norm\"]\npath = \"{}/{path}\"\n",
-            toml_path(&d.join("data")),
-            toml_path(&fixtures()),
-            toml_path(&d.join("out")),
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d)
+        .file_source_with(
+            "trail",
+            &fixtures(),
+            keys! { "exclude" => vec!["**/digest/**", "**/README.md"] },
+        )
+        .transform(
+            "norm",
+            "normalize",
+            &["trail"],
+            keys! { "schema" => schema },
+        )
+        .file_sink("out", &["norm"], &d.join("out").join(path), keys! {})
+        .write();
     run_once(&cfg);
     files_under(&d.join("out"))
         .iter()

@@ -61,13 +61,16 @@ async fn export(protocol: &str) {
     let server = Server::start(Arc::new(answer)).await;
     let d = tempfile::tempdir().unwrap();
     let records = corpus::write_documents(&d.path().join("trail"), 4, 250, 77, usize::MAX);
-    let cfg = trail_pipeline(
-        d.path(),
-        &format!(
-            "[opentelemetry]\nendpoint = \"{}\"\nprotocol = \"{protocol}\"\ninterval = \"200ms\"",
-            server.url
-        ),
-    );
+    let cfg = trail_pipeline(d.path())
+        .section(
+            "opentelemetry",
+            keys! {
+                "endpoint" => server.url.clone(),
+                "protocol" => protocol,
+                "interval" => "200ms",
+            },
+        )
+        .write();
     let mut cmd = once_cmd(&cfg);
     cmd.env("POD_NAME", "trailship-x1")
         .env("POD_NAMESPACE", "audit")
@@ -210,10 +213,12 @@ async fn metrics_and_traces_over_otlp_json() {
 #[test]
 fn a_bad_endpoint_is_a_config_error() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = trail_pipeline(
-        d.path(),
-        "[opentelemetry]\nendpoint = \"grpc://127.0.0.1:4317\"",
-    );
+    let cfg = trail_pipeline(d.path())
+        .section(
+            "opentelemetry",
+            keys! { "endpoint" => "grpc://127.0.0.1:4317" },
+        )
+        .write();
     let o = run_with_timeout(
         trailship(&["validate", "--config", cfg.to_str().unwrap()]),
         30,
@@ -232,12 +237,16 @@ fn a_collector_that_is_down_costs_a_warning_not_an_event() {
     let records = corpus::write_documents(&d.path().join("trail"), 2, 100, 78, usize::MAX);
     // Nothing listens there.
     let port = free_port();
-    let cfg = trail_pipeline(
-        d.path(),
-        &format!(
-            "[opentelemetry]\nendpoint = \"http://127.0.0.1:{port}\"\ninterval = \"200ms\"\ntimeout = \"1s\""
-        ),
-    );
+    let cfg = trail_pipeline(d.path())
+        .section(
+            "opentelemetry",
+            keys! {
+                "endpoint" => format!("http://127.0.0.1:{port}"),
+                "interval" => "200ms",
+                "timeout" => "1s",
+            },
+        )
+        .write();
     let o = run_once_ok(&cfg);
     assert_same_ids(
         &output_ids(&d.path().join("out.ndjson")),

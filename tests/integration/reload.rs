@@ -12,7 +12,13 @@ use crate::common::*;
 
 const FILES: usize = 40;
 const PER_FILE: usize = 250;
-const DISK: &str = "buffer = { type = \"disk\", max_size = \"64MiB\" }";
+/// A sink's rate limit behind a 64 MiB disk buffer.
+fn limited(events_per_sec: i64) -> pipeline::Table {
+    keys! {
+        "rate_limit.events_per_sec" => events_per_sec,
+        "buffer" => keys! { "type" => "disk", "max_size" => "64MiB" },
+    }
+}
 
 /// Write FILES documents into `trail`, one every 100 ms; returns every eventID.
 fn write_slowly(trail: &Path) -> std::thread::JoinHandle<Vec<String>> {
@@ -35,31 +41,30 @@ fn write_slowly(trail: &Path) -> std::thread::JoinHandle<Vec<String>> {
     })
 }
 
-fn config(d: &Path, port: u16, sinks: &str) -> String {
-    format!(
-        r#"data_dir = "{data}"
-shutdown_timeout = "20s"
-
-[api]
-address = "127.0.0.1:{port}"
-
-[sources.trail]
-type = "file"
-include = ["{trail}/*.json.gz"]
-settle_time = "200ms"
-poll_interval = "200ms"
-
-{sinks}"#,
-        data = toml_path(&d.join("data")),
-        trail = toml_path(&d.join("trail")),
-    )
+/// The API on `port` and the source `trail` (gzip files under `d/trail`, polled every
+/// 200 ms), with `shutdown_timeout` and `source_keys` added; the sinks come after.
+fn config_with(d: &Path, port: u16, shutdown: &str, source_keys: pipeline::Table) -> Pipeline {
+    let mut keys = keys! {
+        "include" => vec![format!("{}/*.json.gz", d.join("trail").display())],
+        "settle_time" => "200ms",
+        "poll_interval" => "200ms",
+    };
+    pipeline::merge(&mut keys, source_keys);
+    Pipeline::new(d)
+        .set("shutdown_timeout", shutdown)
+        .section("api", keys! { "address" => format!("127.0.0.1:{port}") })
+        .source("trail", "file", keys)
 }
 
-fn file_sink(name: &str, d: &Path, extra: &str) -> String {
-    format!(
-        "[sinks.{name}]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\nbatch.timeout = \"100ms\"\n{extra}\n",
-        toml_path(&d.join(format!("{name}.ndjson")))
-    )
+fn config(d: &Path, port: u16) -> Pipeline {
+    config_with(d, port, "20s", keys! {})
+}
+
+/// A file sink `name` of the trail writing `d/NAME.ndjson` in 100 ms batches, with `extra`.
+fn file_sink(p: Pipeline, name: &str, d: &Path, extra: pipeline::Table) -> Pipeline {
+    let mut keys = keys! { "batch.timeout" => "100ms" };
+    pipeline::merge(&mut keys, extra);
+    p.file_sink(name, &["trail"], &d.join(format!("{name}.ndjson")), keys)
 }
 
 fn metric(port: u16, line: &str) -> bool {
@@ -95,39 +100,26 @@ fn sighup_rebuilds_only_what_changed_and_loses_nothing() {
     let cfg = d.join("p.toml");
     // `slow` is rate-limited, so it holds events in flight (and in its disk buffer) when it is
     // rebuilt; its successor takes the buffer's directory over.
-    let v1 = config(
+    let v1 = file_sink(
+        file_sink(config(d, port), "archive", d, keys! {}),
+        "slow",
         d,
-        port,
-        &(file_sink("archive", d, "")
-            + &file_sink(
-                "slow",
-                d,
-                &format!("rate_limit = {{ events_per_sec = 1500 }}\n{DISK}"),
-            )),
+        limited(1500),
     );
-    std::fs::write(&cfg, &v1).unwrap();
+    v1.write();
     let log = d.join("daemon.log");
     let p = spawn_daemon(&cfg, &log);
     wait_ready(port);
     let writer = write_slowly(&d.join("trail"));
     std::thread::sleep(Duration::from_millis(1200));
     // v2: archive and the source unchanged; slow changed (a faster limit); copy added.
-    let v2 = config(
-        d,
-        port,
-        &(file_sink("archive", d, "")
-            + &file_sink(
-                "slow",
-                d,
-                &format!("rate_limit = {{ events_per_sec = 5000 }}\n{DISK}"),
-            )
-            + &file_sink("copy", d, "")),
-    );
-    std::fs::write(&cfg, &v2).unwrap();
+    let v2 = file_sink(config(d, port), "archive", d, keys! {});
+    let v2 = file_sink(file_sink(v2, "slow", d, limited(5000)), "copy", d, keys! {});
+    v2.write();
     signal(&p, libc::SIGHUP);
     wait_reloads(port, "applied", "the reload applied");
     // An invalid config: rejected, v2 keeps running.
-    std::fs::write(&cfg, format!("{v2}\n[sinks.broken\n")).unwrap();
+    std::fs::write(&cfg, format!("{}\n[sinks.broken\n", v2.text())).unwrap();
     signal(&p, libc::SIGHUP);
     wait_reloads(port, "rejected", "the broken config rejected");
     let want = writer.join().unwrap();
@@ -199,7 +191,7 @@ fn watch_config_restarts_a_changed_source_from_its_checkpoint() {
     std::fs::create_dir_all(d.join("trail")).unwrap();
     let port = free_port();
     let cfg = d.join("p.toml");
-    std::fs::write(&cfg, config(d, port, &file_sink("archive", d, ""))).unwrap();
+    file_sink(config(d, port), "archive", d, keys! {}).write();
     let log = std::fs::File::create(d.join("daemon.log")).unwrap();
     let p = trailship(&[
         "run",
@@ -218,9 +210,8 @@ fn watch_config_restarts_a_changed_source_from_its_checkpoint() {
     std::thread::sleep(Duration::from_millis(1500));
     // The source's own table changes: it stops after delivering its files in flight, and its
     // successor continues from the checkpoint. Written as editors do: a new file renamed over.
-    let v2 = config(d, port, &file_sink("archive", d, ""))
-        .replace("poll_interval = \"200ms\"", "poll_interval = \"300ms\"");
-    std::fs::write(d.join("p.toml.new"), &v2).unwrap();
+    let v2 = config_with(d, port, "20s", keys! { "poll_interval" => "300ms" });
+    file_sink(v2, "archive", d, keys! {}).write_as("p.toml.new");
     std::fs::rename(d.join("p.toml.new"), &cfg).unwrap();
     wait_reloads(port, "applied", "the edited config applied");
     let want = writer.join().unwrap();
@@ -250,29 +241,25 @@ fn a_rebuilt_filter_and_a_removed_sink_lose_nothing_downstream() {
     std::fs::create_dir_all(d.join("trail")).unwrap();
     let port = free_port();
     let cfg = d.join("p.toml");
-    let filtered = |extra: &str| {
-        format!(
-            "[transforms.writes]\ntype = \"filter\"\ninputs = [\"trail\"]\nread_only = false\n{extra}\n[sinks.changes]\ntype = \"file\"\ninputs = [\"writes\"]\npath = \"{}\"\nbatch.timeout = \"100ms\"\n",
-            toml_path(&d.join("changes.ndjson"))
+    let filtered = |p: Pipeline, extra: pipeline::Table| {
+        let mut keys = keys! { "read_only" => false };
+        pipeline::merge(&mut keys, extra);
+        p.transform("writes", "filter", &["trail"], keys).file_sink(
+            "changes",
+            &["writes"],
+            &d.join("changes.ndjson"),
+            keys! { "batch.timeout" => "100ms" },
         )
     };
-    let v1 = config(
-        d,
-        port,
-        &(file_sink("archive", d, "") + &file_sink("extra", d, "") + &filtered("")),
-    );
-    std::fs::write(&cfg, &v1).unwrap();
+    let v1 = file_sink(config(d, port), "archive", d, keys! {});
+    filtered(file_sink(v1, "extra", d, keys! {}), keys! {}).write();
     let p = spawn_daemon(&cfg, &d.join("daemon.log"));
     wait_ready(port);
     let writer = write_slowly(&d.join("trail"));
     std::thread::sleep(Duration::from_millis(1500));
     // The filter's table changes (the same events pass: every eventType), `extra` goes.
-    let v2 = config(
-        d,
-        port,
-        &(file_sink("archive", d, "") + &filtered("event_type = \"*\"")),
-    );
-    std::fs::write(&cfg, &v2).unwrap();
+    let v2 = file_sink(config(d, port), "archive", d, keys! {});
+    filtered(v2, keys! { "event_type" => "*" }).write();
     signal(&p, libc::SIGHUP);
     wait_reloads(port, "applied", "the reload applied");
     let want = writer.join().unwrap();
@@ -355,20 +342,20 @@ async fn a_failing_sink_repointed_by_reload_delivers_everything() {
     ));
     let port = free_port();
     let cfg = d.join("p.toml");
-    let siem = |url: &str| {
-        format!(
-            "[sinks.siem]\ntype = \"http\"\ninputs = [\"trail\"]\nuri = \"{url}/ingest\"\nretry.initial_backoff = \"50ms\"\nretry.max_backoff = \"200ms\"\n"
-        )
-    };
     // A short shutdown_timeout: the stuck sink is stopped hard 2 s into the reload.
-    let short = |text: String| {
-        text.replace("\"20s\"", "\"2s\"").replace(
-            "poll_interval = \"200ms\"",
-            "poll_interval = \"200ms\"\nretry_delay = \"300ms\"",
+    let siem = |url: &str| {
+        config_with(d, port, "2s", keys! { "retry_delay" => "300ms" }).sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{url}/ingest"),
+                "retry.initial_backoff" => "50ms",
+                "retry.max_backoff" => "200ms",
+            },
         )
     };
-    let v1 = short(config(d, port, &siem(&down.url)));
-    std::fs::write(&cfg, &v1).unwrap();
+    siem(&down.url).write();
     let p = spawn_daemon(&cfg, &d.join("daemon.log"));
     tokio::task::spawn_blocking(move || {
         wait_until(30, "the sink stuck", || {
@@ -384,7 +371,7 @@ async fn a_failing_sink_repointed_by_reload_delivers_everything() {
     .await
     .unwrap();
     // The operator fixes the URL and reloads.
-    std::fs::write(&cfg, short(config(d, port, &siem(&up.url)))).unwrap();
+    siem(&up.url).write();
     signal(&p, libc::SIGHUP);
     let want_n = want.len();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

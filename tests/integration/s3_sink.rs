@@ -34,23 +34,22 @@ pub(crate) async fn objects(m: &Moto) -> Vec<(String, Vec<u8>)> {
 
 /// A file source reading `trail` into an S3 sink with `sink_keys` (besides type, inputs,
 /// bucket, endpoint, region).
-fn s3_pipeline(d: &Path, trail: &Path, m: &Moto, sink_keys: &str) -> std::path::PathBuf {
-    let cfg = file_pipeline(
-        d,
-        "trail",
-        &format!("{}/**/*", toml_path(trail)),
-        "",
-        &d.join("unused"),
-        "",
-    );
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text[..text.find("[sinks.out]").unwrap()].to_string()
-        + &format!(
-            "[sinks.out]\ntype = \"s3\"\ninputs = [\"trail\"]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n{sink_keys}",
-            m.endpoint
-        );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+fn s3_pipeline(
+    d: &Path,
+    trail: &Path,
+    m: &Moto,
+    mut sink_keys: pipeline::Table,
+) -> std::path::PathBuf {
+    sink_keys.extend(keys! {
+        "bucket" => BUCKET,
+        "endpoint" => m.endpoint.clone(),
+        "region" => "us-east-1",
+    });
+    Pipeline::new(d)
+        .set("shutdown_timeout", "20s")
+        .file_source("trail", trail)
+        .sink("out", "s3", &["trail"], sink_keys)
+        .write()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,7 +64,7 @@ async fn cloudtrail_layout_per_account_and_region_with_encryption() {
         d.path(),
         &trail,
         &m,
-        "server_side_encryption = \"AES256\"\nbatch.timeout = \"200ms\"\n",
+        keys! { "server_side_encryption" => "AES256", "batch.timeout" => "200ms" },
     );
     let o = m.run_once(&cfg);
     expect_code(&o, 0);
@@ -141,7 +140,15 @@ async fn large_objects_go_up_in_parts() {
         d.path(),
         &trail,
         &m,
-        "key = \"big/{uuid}.ndjson\"\nencoding = \"ndjson\"\ncompression = \"none\"\nmultipart_threshold = \"6MiB\"\npart_size = \"5MiB\"\nbatch.max_bytes = \"64MiB\"\nbatch.timeout = \"2s\"\n",
+        keys! {
+            "key" => "big/{uuid}.ndjson",
+            "encoding" => "ndjson",
+            "compression" => "none",
+            "multipart_threshold" => "6MiB",
+            "part_size" => "5MiB",
+            "batch.max_bytes" => "64MiB",
+            "batch.timeout" => "2s",
+        },
     );
     let o = m.run_once(&cfg);
     expect_code(&o, 0);

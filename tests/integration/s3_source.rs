@@ -44,15 +44,18 @@ async fn put(m: &Moto, key: &str, body: Vec<u8>) {
 
 /// A pipeline whose SQS source the backfill replaces (taking its endpoint), into a file.
 fn pipeline_with_queue(d: &Path, m: &Moto) -> PathBuf {
-    to_file_pipeline(
+    to_file(
         d,
         "queue",
-        &format!(
-            "type = \"sqs\"\nqueue_url = \"{ep}/123456789012/unused\"\nendpoint = \"{ep}\"\nregion = \"us-east-1\"",
-            ep = m.endpoint
-        ),
-        "",
+        "sqs",
+        keys! {
+            "queue_url" => format!("{}/123456789012/unused", m.endpoint),
+            "endpoint" => m.endpoint.clone(),
+            "region" => "us-east-1",
+        },
+        keys! {},
     )
+    .write()
 }
 
 fn backfill(m: &Moto, cfg: &Path, extra: &[&str]) -> std::process::Output {
@@ -173,15 +176,20 @@ async fn kill_9_mid_backfill_then_resume_loses_nothing() {
         .collect();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out.ndjson");
-    let cfg = to_file_pipeline(
+    let cfg = to_file(
         d.path(),
         "archive",
-        &format!(
-            "type = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nconcurrency = 4",
-            m.endpoint
-        ),
-        "batch.max_events = 200",
-    );
+        "s3",
+        keys! {
+            "bucket" => BUCKET,
+            "prefix" => PREFIX,
+            "endpoint" => m.endpoint.clone(),
+            "region" => "us-east-1",
+            "concurrency" => 4,
+        },
+        keys! { "batch.max_events" => 200 },
+    )
+    .write();
     let log = d.path().join("daemon.log");
     let mut kills = 0;
     for threshold in [1u64, 400_000, 1_200_000] {

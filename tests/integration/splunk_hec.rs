@@ -111,18 +111,23 @@ async fn busy_invalid_events_and_acknowledgement_as_hec_documents_them() {
     corpus::write_one(&trail.join("bad/0.json"), INVALID);
     let token_file = d.path().join("hec.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"trail\"]\nendpoint = \"{}\"\ntoken_file = \"{}\"\nindex = \"aws\"\nack = true\nack_poll_interval = \"100ms\"\nretry.initial_backoff = \"100ms\"\nbatch.max_events = 250\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            server.url,
-            toml_path(&token_file)
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .sink(
+            "splunk",
+            "splunk_hec",
+            &["trail"],
+            keys! {
+                "endpoint" => server.url.clone(),
+                "token_file" => pipeline::path(&token_file),
+                "index" => "aws",
+                "ack" => true,
+                "ack_poll_interval" => "100ms",
+                "retry.initial_backoff" => "100ms",
+                "batch.max_events" => 250,
+            },
+        )
+        .write();
     let o = run_once(&cfg);
     expect_code(&o, 3);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -191,17 +196,23 @@ async fn events_never_acknowledged_are_sent_again_and_not_counted_as_delivered()
     let d = tempfile::tempdir().unwrap();
     let trail = d.path().join("trail");
     corpus::write_documents(&trail, 1, 20, 15, usize::MAX);
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"trail\"]\nendpoint = \"{}\"\ntoken = \"{TOKEN}\"\nack = true\nack_timeout = \"500ms\"\nack_poll_interval = \"100ms\"\nretry.max_retries = 1\nretry.initial_backoff = \"50ms\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&trail),
-            server.url,
-        ),
-    )
-    .unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .sink(
+            "splunk",
+            "splunk_hec",
+            &["trail"],
+            keys! {
+                "endpoint" => server.url.clone(),
+                "token" => TOKEN,
+                "ack" => true,
+                "ack_timeout" => "500ms",
+                "ack_poll_interval" => "100ms",
+                "retry.max_retries" => 1,
+                "retry.initial_backoff" => "50ms",
+            },
+        )
+        .write();
     let o = run_once(&cfg);
     expect_code(&o, 3);
     assert_eq!(

@@ -79,15 +79,20 @@ pub(crate) async fn messages_left(m: &Moto, url: &str) -> (i64, i64) {
 }
 
 fn config(d: &Path, m: &Moto, url: &str) -> std::path::PathBuf {
-    to_file_pipeline(
+    to_file(
         d,
         "queue",
-        &format!(
-            "type = \"sqs\"\nqueue_url = \"{url}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nvisibility_timeout = 30\nconcurrency = 2",
-            m.endpoint
-        ),
-        "",
+        "sqs",
+        keys! {
+            "queue_url" => url,
+            "endpoint" => m.endpoint.clone(),
+            "region" => "us-east-1",
+            "visibility_timeout" => 30,
+            "concurrency" => 2,
+        },
+        keys! {},
     )
+    .write()
 }
 
 #[tokio::test(flavor = "multi_thread")]

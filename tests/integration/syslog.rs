@@ -8,22 +8,23 @@ use crate::common::corpus;
 use crate::common::rsyslog::Rsyslog;
 use crate::common::*;
 
-/// A file source over `trail` into the given syslog sinks (`[sinks.NAME]` tables without
-/// `inputs`).
-fn syslog_pipeline(d: &Path, trail: &Path, sinks: &[(&str, String)]) -> PathBuf {
-    let mut text = format!(
-        "data_dir = \"{}\"\nshutdown_timeout = \"20s\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*\"]\n",
-        toml_path(&d.join("data")),
-        toml_path(trail)
-    );
-    for (name, keys) in sinks {
-        text.push_str(&format!(
-            "[sinks.{name}]\ntype = \"syslog\"\ninputs = [\"trail\"]\nretry.initial_backoff = \"100ms\"\nretry.max_backoff = \"1s\"\n{keys}\n"
-        ));
+/// A file source over `trail` into the given syslog sinks (each its own keys, besides type,
+/// inputs and a quick retry).
+fn syslog_pipeline(d: &Path, trail: &Path, sinks: &[(&str, pipeline::Table)]) -> PathBuf {
+    let mut p = Pipeline::new(d)
+        .set("shutdown_timeout", "20s")
+        .file_source("trail", trail);
+    for (name, own) in sinks {
+        let mut keys = keys! { "retry.initial_backoff" => "100ms", "retry.max_backoff" => "1s" };
+        pipeline::merge(&mut keys, own.clone());
+        p = p.sink(name, "syslog", &["trail"], keys);
     }
-    let cfg = d.join("p.toml");
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    p.write()
+}
+
+/// A receiver's address on loopback.
+fn at(port: u16) -> String {
+    format!("127.0.0.1:{port}")
 }
 
 fn write_trail(trail: &Path, files: usize, records: usize, seed: u64) -> Vec<String> {
@@ -71,14 +72,14 @@ fn tcp_and_tls_deliver_every_event_intact() {
         d.path(),
         &trail,
         &[
-            ("plain", format!("address = \"127.0.0.1:{}\"", r.tcp)),
+            ("plain", keys! { "address" => at(r.tcp) }),
             (
                 "secure",
-                format!(
-                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"",
-                    r.tls,
-                    toml_path(&r.ca())
-                ),
+                keys! {
+                    "address" => at(r.tls),
+                    "protocol" => "tls",
+                    "tls.ca_file" => pipeline::path(&r.ca()),
+                },
             ),
         ],
     );
@@ -103,17 +104,16 @@ fn udp_rfc3164_and_cef_with_newline_framing() {
         &[
             (
                 "dgram",
-                format!(
-                    "address = \"127.0.0.1:{}\"\nprotocol = \"udp\"\nformat = \"rfc3164\"\nfacility = \"auth\"",
-                    r.udp
-                ),
+                keys! {
+                    "address" => at(r.udp),
+                    "protocol" => "udp",
+                    "format" => "rfc3164",
+                    "facility" => "auth",
+                },
             ),
             (
                 "arcsight",
-                format!(
-                    "address = \"127.0.0.1:{}\"\nformat = \"cef\"\nframing = \"newline\"",
-                    r.tcp
-                ),
+                keys! { "address" => at(r.tcp), "format" => "cef", "framing" => "newline" },
             ),
         ],
     );
@@ -153,10 +153,7 @@ fn a_message_over_the_receivers_limit_fails_alone_and_never_misframes() {
         &trail,
         &[(
             "siem",
-            format!(
-                "address = \"127.0.0.1:{}\"\nmax_message_size = \"8KiB\"",
-                r.tcp
-            ),
+            keys! { "address" => at(r.tcp), "max_message_size" => "8KiB" },
         )],
     );
     let o = run_once(&cfg);
@@ -181,7 +178,7 @@ fn reconnects_when_the_receiver_restarts_and_loses_nothing() {
     let cfg = syslog_pipeline(
         d.path(),
         &trail,
-        &[("siem", format!("address = \"127.0.0.1:{}\"", r.tcp))],
+        &[("siem", keys! { "address" => at(r.tcp) })],
     );
     let mut p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     let first = r.wait_for("tcp", ids.len(), 30);
@@ -216,21 +213,18 @@ fn client_certificates_and_unverified_tls() {
             // Mutual TLS: the receiver requires a certificate from its CA.
             (
                 "mutual",
-                format!(
-                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"",
-                    r.mtls,
-                    toml_path(&r.ca()),
-                    toml_path(&crt),
-                    toml_path(&key)
-                ),
+                keys! {
+                    "address" => at(r.mtls),
+                    "protocol" => "tls",
+                    "tls.ca_file" => pipeline::path(&r.ca()),
+                    "tls.crt_file" => pipeline::path(&crt),
+                    "tls.key_file" => pipeline::path(&key),
+                },
             ),
             // No CA given and verification off: the test CA is in no system store.
             (
                 "unverified",
-                format!(
-                    "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.verify = false",
-                    r.tls
-                ),
+                keys! { "address" => at(r.tls), "protocol" => "tls", "tls.verify" => false },
             ),
         ],
     );
@@ -258,15 +252,13 @@ fn client_certificates_and_unverified_tls() {
     let trail2 = d2.path().join("trail");
     write_trail(&trail2, 1, 10, 7);
     for keys in [
-        format!(
-            "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls.ca_file = \"{}\"\nretry.max_retries = 1",
-            r.mtls,
-            toml_path(&r.ca())
-        ),
-        format!(
-            "address = \"127.0.0.1:{}\"\nprotocol = \"tls\"\nretry.max_retries = 1",
-            r.tls
-        ),
+        keys! {
+            "address" => at(r.mtls),
+            "protocol" => "tls",
+            "tls.ca_file" => pipeline::path(&r.ca()),
+            "retry.max_retries" => 1,
+        },
+        keys! { "address" => at(r.tls), "protocol" => "tls", "retry.max_retries" => 1 },
     ] {
         let _ = std::fs::remove_dir_all(d2.path().join("data"));
         let cfg = syslog_pipeline(d2.path(), &trail2, &[("refused", keys)]);

@@ -44,7 +44,7 @@ fn notify_protocol_ready_watchdog_reload_stopping() {
     let d = tempfile::tempdir().unwrap();
     let sock_path = d.path().join("notify.sock");
     let got = listen(UnixDatagram::bind(&sock_path).unwrap());
-    let cfg = trail_pipeline(d.path(), "");
+    let cfg = trail_pipeline(d.path()).write();
     let log = std::fs::File::create(d.path().join("daemon.log")).unwrap();
     let mut p = daemon_cmd(&cfg)
         .env("NOTIFY_SOCKET", &sock_path)

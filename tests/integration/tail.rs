@@ -22,16 +22,17 @@ fn append(p: &Path, s: &str) {
     f.write_all(s.as_bytes()).unwrap();
 }
 
-fn daemon_config(d: &Path, include: &str, extra: &str) -> std::path::PathBuf {
+fn daemon_config(d: &Path, include: &str, mut extra: pipeline::Table) -> std::path::PathBuf {
     std::fs::create_dir_all(d.join("in")).unwrap();
-    let include = format!("{}/{include}", toml_path(&d.join("in")));
+    let include = format!("{}/{include}", d.join("in").display());
+    extra.entry("poll_interval").or_insert("200ms".into());
     file_pipeline(
         d,
         "logs",
         &include,
-        &format!("poll_interval = \"200ms\"\n{extra}"),
+        extra,
         &d.join("out.ndjson"),
-        "batch.timeout = \"50ms\"",
+        keys! { "batch.timeout" => "50ms" },
     )
 }
 
@@ -59,7 +60,7 @@ fn expect(d: &Path, want: &[&str], what: &str) {
 #[test]
 fn tails_ndjson_through_appends_partial_lines_truncation_and_rotation() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = daemon_config(d.path(), "*.ndjson*", "");
+    let cfg = daemon_config(d.path(), "*.ndjson*", keys! {});
     let app = d.path().join("in/app.ndjson");
     append(&app, &(line("a1") + &line("a2") + &line("a3")));
     let mut child = spawn_daemon(&cfg, &d.path().join("d.log"));
@@ -108,7 +109,7 @@ fn tails_ndjson_through_appends_partial_lines_truncation_and_rotation() {
 #[test]
 fn gzip_being_written_waits_for_settle_time() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = daemon_config(d.path(), "**/*.gz", "settle_time = \"1s\"");
+    let cfg = daemon_config(d.path(), "**/*.gz", keys! { "settle_time" => "1s" });
     let records: Vec<String> = (0..300)
         .map(|i| line(&format!("g{i}")).trim_end().to_string())
         .collect();
@@ -132,7 +133,7 @@ fn gzip_being_written_waits_for_settle_time() {
 #[test]
 fn start_at_end_skips_what_is_already_there() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = daemon_config(d.path(), "*.ndjson", "start_at = \"end\"");
+    let cfg = daemon_config(d.path(), "*.ndjson", keys! { "start_at" => "end" });
     let app = d.path().join("in/app.ndjson");
     append(&app, &(line("old1") + &line("old2")));
     std::fs::write(d.path().join("in/old.ndjson"), line("old3")).unwrap();
@@ -151,11 +152,7 @@ fn start_at_end_skips_what_is_already_there() {
 fn the_watcher_finds_new_files_between_polls() {
     let d = tempfile::tempdir().unwrap();
     // Polls are 5 minutes apart: only the filesystem watcher can find these in time.
-    let cfg = daemon_config(d.path(), "**/*.ndjson", "");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("poll_interval = \"200ms\"", "poll_interval = \"5m\"");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = daemon_config(d.path(), "**/*.ndjson", keys! { "poll_interval" => "5m" });
     let mut child = spawn_daemon(&cfg, &d.path().join("d.log"));
     wait_until(20, "checkpoint", || {
         d.path().join("data/checkpoints/logs.json").exists()
@@ -173,7 +170,7 @@ fn the_watcher_finds_new_files_between_polls() {
 #[test]
 fn ignore_older_keeps_the_offset_of_a_quiet_tailed_file() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = daemon_config(d.path(), "*.ndjson", "ignore_older = \"1h\"");
+    let cfg = daemon_config(d.path(), "*.ndjson", keys! { "ignore_older" => "1h" });
     let app = d.path().join("in/app.ndjson");
     append(&app, &(line("q1") + &line("q2")));
     run_once_ok(&cfg);

@@ -13,37 +13,31 @@ fn running() -> (tempfile::TempDir, u16, std::process::Child) {
     let trail = d.path().join("trail");
     std::fs::create_dir_all(&trail).unwrap();
     let port = free_port();
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
-[api]
-address = "127.0.0.1:{port}"
-
-[sources.trail]
-type = "file"
-include = ["{trail}/*"]
-settle_time = "100ms"
-poll_interval = "100ms"
-
-[transforms.writes]
-type = "filter"
-inputs = ["trail"]
-read_only = false
-
-[sinks.archive]
-type = "file"
-inputs = ["writes"]
-path = "{out}"
-batch.timeout = "100ms"
-"#,
-            data = toml_path(&d.path().join("data")),
-            trail = toml_path(&trail),
-            out = toml_path(&d.path().join("out.ndjson")),
-        ),
-    )
-    .unwrap();
+    let include = format!("{}/*", trail.display());
+    let cfg = Pipeline::new(d.path())
+        .section("api", keys! { "address" => format!("127.0.0.1:{port}") })
+        .source(
+            "trail",
+            "file",
+            keys! {
+                "include" => vec![include],
+                "settle_time" => "100ms",
+                "poll_interval" => "100ms",
+            },
+        )
+        .transform(
+            "writes",
+            "filter",
+            &["trail"],
+            keys! { "read_only" => false },
+        )
+        .file_sink(
+            "archive",
+            &["writes"],
+            &d.path().join("out.ndjson"),
+            keys! { "batch.timeout" => "100ms" },
+        )
+        .write();
     let p = spawn_daemon(&cfg, &d.path().join("daemon.log"));
     wait_ready(port);
     let t = trail.clone();

@@ -330,18 +330,22 @@ async fn an_s3_trail_with_signatures_in_object_metadata() {
 fn a_file_source_with_validate_digests_sends_alerts_down_the_pipeline() {
     let d = tempfile::tempdir().unwrap();
     let t = trail(d.path());
-    let cfg = d.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[sources.trail]\ntype = \"file\"\ninclude = [\"{}/**/*.json.gz\"]\nvalidate_digests = true\npublic_keys = {{ \"{FP}\" = \"{}\" }}\n[sinks.out]\ntype = \"file\"\ninputs = [\"trail\"]\npath = \"{}\"\n",
-            toml_path(&d.path().join("data")),
-            toml_path(&t.root),
-            toml_path(&t.public),
-            toml_path(&d.path().join("out.ndjson")),
-        ),
-    )
-    .unwrap();
+    // The trail's gzip files, their digests checked, into `dir/out.ndjson`.
+    let checked = |dir: &Path, t: &Trail| {
+        Pipeline::new(dir)
+            .source(
+                "trail",
+                "file",
+                keys! {
+                    "include" => vec![format!("{}/**/*.json.gz", t.root.display())],
+                    "validate_digests" => true,
+                    "public_keys" => keys! { FP => pipeline::path(&t.public) },
+                },
+            )
+            .file_sink("out", &["trail"], &dir.join("out.ndjson"), keys! {})
+            .write()
+    };
+    let cfg = checked(d.path(), &t);
     let alerts = |out: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(out)
             .unwrap_or_default()
@@ -364,23 +368,7 @@ fn a_file_source_with_validate_digests_sends_alerts_down_the_pipeline() {
     let p = t2.root.join(&t2.logs[3]);
     change_a_record(&p);
     std::fs::remove_file(format!("{}.sig", t2.root.join(&t2.digests[2]).display())).unwrap();
-    let cfg2 = d2.path().join("p.toml");
-    std::fs::write(
-        &cfg2,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace(&toml_path(&t.root), &toml_path(&t2.root))
-            .replace(&toml_path(&t.public), &toml_path(&t2.public))
-            .replace(
-                &toml_path(&d.path().join("data")),
-                &toml_path(&d2.path().join("data")),
-            )
-            .replace(
-                &toml_path(&d.path().join("out.ndjson")),
-                &toml_path(&d2.path().join("out.ndjson")),
-            ),
-    )
-    .unwrap();
+    let cfg2 = checked(d2.path(), &t2);
     let o = run_once_ok(&cfg2);
     let found = alerts(&d2.path().join("out.ndjson"));
     let names: Vec<&str> = found
@@ -460,32 +448,31 @@ async fn s3_and_sqs_sources_with_validate_digests_send_alerts() {
         .send()
         .await
         .unwrap();
-    let keys = format!(
-        "public_keys = {{ \"{FP}\" = \"{}\" }}",
-        toml_path(&t.public)
-    );
-    let run = |name: &str, source: String| {
-        let cfg = d.path().join(format!("{name}.toml"));
-        let out = d.path().join(format!("{name}.ndjson"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = \"{}\"\n[sources.src]\n{source}\nendpoint = \"{}\"\nregion = \"us-east-1\"\nvalidate_digests = true\n{keys}\n[sinks.out]\ntype = \"file\"\ninputs = [\"src\"]\npath = \"{}\"\n",
-                toml_path(&d.path().join(format!("data-{name}"))),
-                m.endpoint,
-                toml_path(&out),
-            ),
-        )
-        .unwrap();
+    let run = |kind: &str, mut source: pipeline::Table| {
+        let out = d.path().join(format!("{kind}.ndjson"));
+        pipeline::merge(
+            &mut source,
+            keys! {
+                "endpoint" => m.endpoint.clone(),
+                "region" => "us-east-1",
+                "validate_digests" => true,
+                "public_keys" => keys! { FP => pipeline::path(&t.public) },
+            },
+        );
+        let cfg = Pipeline::new(d.path())
+            .set(
+                "data_dir",
+                pipeline::path(&d.path().join(format!("data-{kind}"))),
+            )
+            .source("src", kind, source)
+            .file_sink("out", &["src"], &out, keys! {})
+            .write_as(&format!("{kind}.toml"));
         let o = m.run_once(&cfg);
         (o, out)
     };
     for (kind, source) in [
-        (
-            "s3",
-            format!("type = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"AWSLogs/\""),
-        ),
-        ("sqs", format!("type = \"sqs\"\nqueue_url = \"{url}\"")),
+        ("s3", keys! { "bucket" => BUCKET, "prefix" => "AWSLogs/" }),
+        ("sqs", keys! { "queue_url" => url.clone() }),
     ] {
         let (o, out) = tokio::task::block_in_place(|| run(kind, source));
         let mut got = alerts_in(&out);
