@@ -70,7 +70,7 @@ enum Command {
     Lookup(Box<trailship::cli::lookup::LookupArgs>),
     /// Check CloudTrail log-file integrity (digest signatures, the digest chain, log file
     /// hashes), like `aws cloudtrail validate-logs`; exit 5 when anything fails.
-    Verify(Box<trailship::integrity::VerifyArgs>),
+    Verify(Box<trailship::cli::verify::VerifyArgs>),
     /// A live view of a running trailship (its [api]): events/s in and out per component,
     /// errors, retries, buffer fill, source lag; works over a plain SSH session.
     Top(trailship::cli::top::TopArgs),
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => {
             telemetry::init_logging(format, "warn");
-            match trailship::integrity::run(&args) {
+            match trailship::cli::verify::run(&args) {
                 Ok(r) => {
                     trailship::cli::verify::print(&r);
                     if r.problems.is_empty() {

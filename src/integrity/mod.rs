@@ -19,29 +19,22 @@ use chrono::{DateTime, Utc};
 use digest::{Digest, key_der, sha256_hex, signature_ok};
 use store::Store;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct VerifyArgs {
+/// What to verify: where, over which time, with which keys (the `verify` command's flags, or
+/// a caller's own).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
     /// A trail directory (a local copy of AWSLogs/…), or s3://BUCKET/PREFIX.
     pub location: String,
     /// Digests ending at or after this time (YYYY-MM-DD, UTC, or RFC 3339).
-    #[arg(long)]
     pub since: Option<String>,
     /// Digests starting before this time.
-    #[arg(long)]
     pub until: Option<String>,
-    /// A public key for the digests signed with this fingerprint: FINGERPRINT=FILE (DER or
-    /// PEM; `aws cloudtrail list-public-keys` gives both). Repeat for several.
-    #[arg(long = "public-key")]
+    /// Public keys as FINGERPRINT=FILE (DER or PEM).
     pub public_keys: Vec<String>,
-    /// Fetch the public keys no --public-key gives through CloudTrail's ListPublicKeys (in
-    /// each digest's region).
-    #[arg(long)]
+    /// Fetch the keys none of `public_keys` gives through ListPublicKeys.
     pub fetch_public_keys: bool,
-    /// AWS region for s3:// (default: the standard chain).
-    #[arg(long)]
+    /// AWS region and endpoint override for s3://.
     pub aws_region: Option<String>,
-    /// Endpoint override for s3://.
-    #[arg(long)]
     pub endpoint: Option<String>,
 }
 
@@ -121,7 +114,7 @@ fn public_keys(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, IntegrityEr
 }
 
 fn open_store(
-    args: &VerifyArgs,
+    args: &Request,
 ) -> Result<(Store, String, Option<tokio::runtime::Runtime>), IntegrityError> {
     if !args.location.starts_with("s3://") {
         return Ok((
@@ -167,7 +160,7 @@ struct Checker {
     report: Report,
 }
 
-pub fn run(args: &VerifyArgs) -> Result<Report, IntegrityError> {
+pub fn run(args: &Request) -> Result<Report, IntegrityError> {
     use crate::aws::trail_keys::parse_flag;
     let (store, prefix, runtime) = open_store(args)?;
     // A runtime for the AWS calls (the S3 one, or one of its own for a local directory).

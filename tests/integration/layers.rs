@@ -665,3 +665,68 @@ fn no_process_global_static_carries_an_outcome() {
         found.join("\n")
     );
 }
+
+/// The second type argument of each `Result<…>` in `code` (top-level comma, brackets balanced).
+fn result_errors(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    let mut offset = 0;
+    while let Some(i) = rest.find("Result<") {
+        let at = offset + i;
+        let after = &rest[i + "Result<".len()..];
+        let (mut depth, mut parts, mut cur) = (1i32, Vec::new(), String::new());
+        let mut prev = ' ';
+        for c in after.chars() {
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                '>' if prev != '-' => depth -= 1,
+                ')' | ']' => depth -= 1,
+                ',' if depth == 1 => {
+                    parts.push(std::mem::take(&mut cur));
+                    prev = c;
+                    continue;
+                }
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            cur.push(c);
+            prev = c;
+        }
+        parts.push(cur);
+        if let [_, e] = parts.as_slice() {
+            let line = code[..at].matches('\n').count() + 1;
+            out.push((line, e.trim().to_string()));
+        }
+        offset = at + "Result<".len();
+        rest = &code[offset..];
+    }
+    out
+}
+
+#[test]
+fn errors_are_typed_not_strings() {
+    let src = src_dir();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let code = code_only(&std::fs::read_to_string(&f).expect("source readable"));
+        for (line, e) in result_errors(&code) {
+            if e == "String" {
+                let rel = f.strip_prefix(&src).expect("under src").display();
+                found.push(format!("src/{rel}:{line}: Result<_, String>"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "errors are typed (a thiserror enum of the layer, with its context; ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+    // The check itself: it sees through nested generics and `->` in closures.
+    let planted = "fn a() -> Result<Vec<(u8, String)>, String> {}\nlet f = |x| -> Result<Option<u8>, String> { x };\nfn b() -> Result<(), E> {}";
+    let got: Vec<String> = result_errors(planted).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(got, ["String", "String", "E"]);
+}
