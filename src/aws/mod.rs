@@ -171,7 +171,8 @@ pub fn error_text<E: std::error::Error>(e: &E) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
-    s
+    // An endpoint override's userinfo or query must not reach a log.
+    crate::config::redact::in_text(&s)
 }
 
 /// An SDK call's error with what the endpoint answered: HTTP status and the start of the body
@@ -186,7 +187,7 @@ pub fn sdk_error_text<E: std::error::Error + 'static>(
         if let Some(body) = raw.body().bytes().filter(|b| !b.is_empty()) {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
             s.push_str(": ");
-            s.push_str(text.trim());
+            s.push_str(&crate::config::redact::in_text(text.trim()));
         }
         s.push(')');
     }

@@ -192,6 +192,9 @@ async fn finish(
 
 type ConfigWatch = (notify::RecommendedWatcher, mpsc::Receiver<()>);
 
+/// How often a `--once` run that has not ended says what it is waiting for.
+const WAITING_NOTE: Duration = Duration::from_secs(30);
+
 /// Run until the sources are done (`--once`) or a stop signal; reload on SIGHUP or a changed
 /// config file. Returns the sources' reports.
 async fn serve(
@@ -201,6 +204,7 @@ async fn serve(
     opts: &RunOptions,
 ) -> Vec<(String, SourceReport)> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut noted = tokio::time::Instant::now();
     enum Step {
         Tick,
         Stop(&'static str),
@@ -223,6 +227,10 @@ async fn serve(
         match step {
             Step::Tick if running.sources_finished() => {
                 return finish(running, signals, None).await;
+            }
+            Step::Tick if opts.once && noted.elapsed() >= WAITING_NOTE => {
+                running.note_waiting();
+                noted = tokio::time::Instant::now();
             }
             Step::Tick => {}
             Step::Stop(sig) => return finish(running, signals, Some(sig)).await,

@@ -1,12 +1,13 @@
 //! Config field helpers: errors with key paths (`FieldError`, `ConfigError`), reading a
 //! component's table (`from_table`), units (`"10s"`, `"2MiB"`), `${VAR}` interpolation and
-//! locating a key path's line. The pipeline file itself (which needs every component's
+//! locating a key path's line, and how a URL is printed (`redact`). The pipeline file itself (which needs every component's
 //! registry) is read by `topology::config`.
 //!
 //! Architecture invariant: this module imports nothing from the crate.
 
 pub mod interpolate;
 pub mod locate;
+pub mod redact;
 pub mod units;
 
 use std::time::Duration;

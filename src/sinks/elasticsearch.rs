@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::aws::{AssumeRole, AwsAccess};
 use crate::config::FieldError;
+use crate::config::redact;
 use crate::core::event::Event;
 use crate::sinks::util::driver::{ItemError, SendError, SinkService};
 use crate::sinks::util::encoding::{self, Compression};
@@ -405,7 +406,7 @@ impl SinkService for ElasticsearchSink {
                 &bytes,
             ));
         }
-        item_errors(url.as_str(), &bytes, &sent, errors)
+        item_errors(&redact::url(url.as_str()), &bytes, &sent, errors)
     }
 }
 

@@ -239,6 +239,7 @@ impl SplunkHecSink {
 
 /// How an HEC error code is handled.
 fn classify(status: reqwest::StatusCode, reply: &Reply, url: &str, body: &[u8]) -> SendError {
+    let url = crate::config::redact::url(url);
     let what = match reply.code {
         Some(c) => format!(
             "{url} answered HTTP {} code {c} {:?}",
@@ -297,7 +298,8 @@ impl SinkService for SplunkHecSink {
             if self.cfg.ack {
                 let id = reply.ack_id.ok_or_else(|| {
                     SendError::Permanent(format!(
-                        "{url}: ack = true but HEC returned no ackId (is indexer acknowledgement enabled for this token?)"
+                        "{}: ack = true but HEC returned no ackId (is indexer acknowledgement enabled for this token?)",
+                        crate::config::redact::url(url)
                     ))
                 })?;
                 self.wait_ack(id).await?;

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::catalog::{self, Kind};
 use super::registry::{self, LATENCY_BUCKETS, Labels};
-use crate::config::{FieldError, from_table, units};
+use crate::config::{FieldError, from_table, redact, units};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum OtlpProtocol {
@@ -68,12 +68,15 @@ impl OtelConfig {
         let c: OtelConfig = from_table(table)?;
         let url = reqwest::Url::parse(&c.endpoint).map_err(|e| FieldError {
             path: vec!["endpoint".into()],
-            message: format!("{:?} is not a URL: {e}", c.endpoint),
+            message: format!("{:?} is not a URL: {e}", redact::url(&c.endpoint)),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(FieldError {
                 path: vec!["endpoint".into()],
-                message: format!("{:?}: OTLP/HTTP needs http:// or https://", c.endpoint),
+                message: format!(
+                    "{:?}: OTLP/HTTP needs http:// or https://",
+                    redact::url(&c.endpoint)
+                ),
             });
         }
         if c.interval < Duration::from_millis(100) {
@@ -104,7 +107,7 @@ impl opentelemetry_http::HttpClient for Client {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
-        let url = request.uri().to_string();
+        let url = redact::url(&request.uri().to_string());
         let req = reqwest::Request::try_from(request)?;
         let http = self.http.clone();
         let sent = self
@@ -118,6 +121,7 @@ impl opentelemetry_http::HttpClient for Client {
             })
             .await?;
         let (status, headers, body) = sent.inspect_err(|e| {
+            let e = redact::in_text(&e.to_string());
             tracing::warn!(endpoint = %url, error = %e, "OpenTelemetry export failed; this export is dropped (the pipeline is not affected)");
         })?;
         if !status.is_success() {
@@ -302,7 +306,7 @@ pub fn start(cfg: &OtelConfig) -> Result<Exporters, OtelError> {
         let _ = TRACER.set(tracer);
         out.tracers = Some(provider);
     }
-    tracing::info!(endpoint = %cfg.endpoint, metrics = cfg.metrics, traces = cfg.traces, "OpenTelemetry export on");
+    tracing::info!(endpoint = %redact::url(&cfg.endpoint), metrics = cfg.metrics, traces = cfg.traces, "OpenTelemetry export on");
     Ok(out)
 }
 

@@ -165,10 +165,16 @@ pub async fn start(cfg: Config, once: bool, handles: Handles) -> Result<Running,
         progress: handles.progress,
     };
     let (_, errors) = running.apply(cfg).await?;
-    match errors.first() {
-        Some(e) => Err(e.clone()),
-        None => Ok(running),
+    if let Some(e) = errors.first() {
+        return Err(e.clone());
     }
+    if once {
+        // A one-shot run is never rewired: without the topology's copies of their senders,
+        // the channels close when the sources and transforms feeding them end, and each sink
+        // flushes its last batch then instead of at its batch timeout.
+        running.release_inputs();
+    }
+    Ok(running)
 }
 
 impl Running {
@@ -287,6 +293,41 @@ impl Running {
         Ok(())
     }
 
+    /// Say what the end of a `--once` run waits for: the sources still running (their
+    /// events not all acknowledged) and the sinks failing to deliver, with for how long.
+    pub fn note_waiting(&self) {
+        let sources: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| !s.handle.is_finished())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let failing: Vec<String> = self
+            .health
+            .stuck_sinks(Duration::ZERO)
+            .into_iter()
+            .map(|(sink, secs)| format!("{sink} (failing for {secs:.0} s)"))
+            .collect();
+        let failing = if failing.is_empty() {
+            "none".to_string()
+        } else {
+            failing.join(", ")
+        };
+        tracing::info!(
+            sources = %sources.join(", "),
+            failing_sinks = %failing,
+            "waiting for the sinks to deliver what the sources read (each sink retries for retry.max_duration)"
+        );
+    }
+
+    /// Let go of the senders kept for rewiring: nothing new will be wired.
+    fn release_inputs(&mut self) {
+        self.outputs.clear();
+        for run in self.transforms.values_mut().chain(self.sinks.values_mut()) {
+            run.tx = None;
+        }
+    }
+
     /// Wait for the sources to finish (all their units resolved, checkpoints saved), then for
     /// transforms and sinks to drain (briefly: a stuck sink cannot hold the process).
     pub async fn wait(&mut self) -> Vec<(String, SourceReport)> {
@@ -295,14 +336,13 @@ impl Running {
             reports.push((name, report(run.handle.await)));
         }
         // Nothing new will be wired: let every channel end when its senders do.
-        self.outputs.clear();
+        self.release_inputs();
         let mut buffers = Vec::new();
         let mut others = std::mem::take(&mut self.retired);
-        for (_, mut run) in std::mem::take(&mut self.transforms)
+        for (_, run) in std::mem::take(&mut self.transforms)
             .into_iter()
             .chain(std::mem::take(&mut self.sinks))
         {
-            run.tx = None;
             let (b, t) = run.handles();
             buffers.extend(b);
             others.extend(t);

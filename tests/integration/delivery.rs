@@ -222,3 +222,45 @@ fn stop_with_a_stuck_sink_commits_nothing_undelivered() {
     assert!(text.contains("second signal"), "{text}");
     unblock_and_expect_everything(&blocker, &cfg, &trail, &out);
 }
+
+#[test]
+fn once_says_every_30_s_what_it_is_waiting_for() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let ids = corpus::ids(&corpus::write_documents(&trail, 1, 20, 33, usize::MAX));
+    // A SIEM that refuses connections, retried for 35 s: the run must say why it has not ended.
+    let port = free_port();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("http://127.0.0.1:{port}/in"),
+                "retry.max_duration" => "35s",
+                "retry.max_backoff" => "1s",
+            },
+        )
+        .write();
+    let o = run_with_timeout(once_cmd(&cfg), 120);
+    expect_code(&o, 3);
+    let notes: Vec<serde_json::Value> = logs(&o.stderr)
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("waiting for the sinks to deliver"))
+        })
+        .collect();
+    assert!(!notes.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let n = &notes[0];
+    assert_eq!(n["sources"], "trail", "{n}");
+    assert!(
+        n["failing_sinks"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("siem (failing for ")),
+        "{n}"
+    );
+    assert_eq!(ids.len(), 20);
+}

@@ -342,3 +342,41 @@ fn ignore_older_skips_old_files() {
         "old files are not tracked"
     );
 }
+
+#[test]
+fn once_ends_when_its_input_is_delivered_not_at_the_batch_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    let records = corpus::write_documents(&trail, 2, 60, 31, usize::MAX);
+    let out = d.path().join("out");
+    // Batches that would wait a minute: the last, partial ones go out when the input ends,
+    // straight from the source and through a transform.
+    let slow = || keys! { "batch.timeout" => "60s", "batch.max_events" => 100_000 };
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &trail)
+        .transform(
+            "writes",
+            "filter",
+            &["trail"],
+            keys! { "event_type" => "*" },
+        )
+        .file_sink("direct", &["trail"], &out.join("direct.ndjson"), slow())
+        .file_sink(
+            "filtered",
+            &["writes"],
+            &out.join("filtered.ndjson"),
+            slow(),
+        )
+        .write();
+    let started = std::time::Instant::now();
+    let o = run_with_timeout(once_cmd(&cfg), 120);
+    let took = started.elapsed();
+    expect_code(&o, 0);
+    let want = sorted(corpus::ids(&records));
+    assert_eq!(output_ids(&out.join("direct.ndjson")), want);
+    assert_eq!(output_ids(&out.join("filtered.ndjson")), want);
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "a --once run of 120 events took {took:?}: it waited for the 60 s batch timeout"
+    );
+}

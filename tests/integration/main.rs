@@ -25,6 +25,7 @@ mod packaging;
 mod reload;
 mod s3_sink;
 mod s3_source;
+mod secrets;
 mod splunk_hec;
 mod sqs;
 mod syslog;

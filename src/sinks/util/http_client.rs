@@ -12,16 +12,19 @@ use super::driver::SendError;
 use super::error::SetupError;
 use super::secret::Secret;
 use super::transport::Transport;
+use crate::config::redact;
 use serde::Deserialize;
 
 /// An `http://` or `https://` URL from the config key `key`.
 pub fn http_url(key: &str, s: &str) -> Result<reqwest::Url, crate::config::FieldError> {
     use crate::config::FieldError;
-    let u = reqwest::Url::parse(s).map_err(|e| FieldError::new(&[key], format!("{s:?}: {e}")))?;
+    let shown = redact::url(s);
+    let u =
+        reqwest::Url::parse(s).map_err(|e| FieldError::new(&[key], format!("{shown:?}: {e}")))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(FieldError::new(
             &[key],
-            format!("{s:?}: must be an http:// or https:// URL"),
+            format!("{shown:?}: must be an http:// or https:// URL"),
         ));
     }
     Ok(u)
@@ -74,11 +77,11 @@ pub fn status_error(
     headers: &HeaderMap,
     body: &[u8],
 ) -> SendError {
-    let text = format!(
+    let text = redact::in_text(&format!(
         "{endpoint} answered HTTP {}: {}",
         status.as_u16(),
         snippet(body)
-    );
+    ));
     if retryable_status(status) {
         SendError::Retryable {
             message: format!("{text} (will be retried)"),
@@ -98,6 +101,8 @@ pub fn request_error(endpoint: &str, e: &reqwest::Error) -> SendError {
         text.push_str(&s.to_string());
         src = s.source();
     }
+    // reqwest's own message quotes the URL, userinfo and query included.
+    let text = redact::in_text(&text);
     if e.is_builder() {
         SendError::Permanent(format!("{text} (not retried)"))
     } else {

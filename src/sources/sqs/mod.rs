@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::message::{Context, MsgMeta, Outcome};
 use crate::aws::{AwsAccess, sdk_error_text};
-use crate::config::{FieldError, units};
+use crate::config::{FieldError, redact, units};
 use crate::core::ack::{UnitDone, UnitHandle};
 use crate::core::run::{SourceContext, SourceReport};
 use crate::sources::util::kind::StartError;
@@ -247,14 +247,14 @@ async fn receiver(
                 telemetry::count("sqs_receive_errors_total", &[("component", &shared.name)]);
                 let text = sdk_error_text(&e);
                 if once && failures >= ONCE_RECEIVE_ATTEMPTS {
-                    tracing::error!(source = %shared.name, queue = %shared.cfg.queue_url, attempts = failures, error = %text, "cannot receive from the queue; giving up (--once)");
+                    tracing::error!(source = %shared.name, queue = %redact::url(&shared.cfg.queue_url), attempts = failures, error = %text, "cannot receive from the queue; giving up (--once)");
                     counts.fatal = Some(format!(
                         "cannot receive from {}: {text}",
-                        shared.cfg.queue_url
+                        redact::url(&shared.cfg.queue_url)
                     ));
                     break;
                 }
-                tracing::warn!(source = %shared.name, queue = %shared.cfg.queue_url, attempt = failures, error = %text, "receiving from the queue failed; retrying in 5 s");
+                tracing::warn!(source = %shared.name, queue = %redact::url(&shared.cfg.queue_url), attempt = failures, error = %text, "receiving from the queue failed; retrying in 5 s");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(if once { 1 } else { 5 })) => continue,
@@ -406,7 +406,7 @@ async fn run(cfg: SqsSourceConfig, ctx: SourceContext, keys: KeyFilter) -> Sourc
         ));
     }
     drop(unit_tx);
-    tracing::info!(source = %ctx.name, queue = %cfg.queue_url, receivers = cfg.concurrency, once = ctx.once, "sqs source started");
+    tracing::info!(source = %ctx.name, queue = %redact::url(&cfg.queue_url), receivers = cfg.concurrency, once = ctx.once, "sqs source started");
     let mut report = SourceReport::default();
     loop {
         tokio::select! {
