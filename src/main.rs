@@ -194,7 +194,15 @@ fn run(format: LogFormat, config: Option<PathBuf>, once: bool, watch_config: boo
         watch_config,
         progress: None,
     };
-    ExitCode::from(rt.block_on(daemon::run(cfg, opts)))
+    let code = rt.block_on(daemon::run(cfg, opts));
+    end(rt);
+    ExitCode::from(code)
+}
+
+/// Drop the runtime without waiting on a thread that cannot finish (a reader blocked on a
+/// hung disk): the run has already saved what it committed.
+fn end(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
 }
 
 fn run_backfill(
@@ -219,7 +227,7 @@ fn run_backfill(
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let progress = show.then(|| Arc::new(Progress::default()));
         let display = progress.clone().map(backfill::Display::start);
         let opts = RunOptions {
@@ -233,5 +241,7 @@ fn run_backfill(
             d.finish();
         }
         code
-    })
+    });
+    end(rt);
+    code
 }

@@ -5,6 +5,8 @@
 use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
 
 use super::Batch;
 use super::event::Event;
@@ -22,6 +24,10 @@ pub struct Targets {
 #[derive(Clone, Default)]
 pub struct Fanout {
     targets: Arc<Targets>,
+    /// A source's stop signal: a send still waiting for room when it fires gives its batch up
+    /// (its units are not committed, so they are read again at the next start) instead of
+    /// holding the stop up behind a consumer that does not take it.
+    stop: Option<CancellationToken>,
 }
 
 impl Fanout {
@@ -32,6 +38,15 @@ impl Fanout {
                 on_dropped: Some(on_dropped),
                 list: RwLock::new(Vec::new()),
             }),
+            stop: None,
+        }
+    }
+
+    /// This output, giving up a send that waits for room once `stop` fires (a source's).
+    pub fn until(self, stop: CancellationToken) -> Fanout {
+        Fanout {
+            stop: Some(stop),
+            ..self
         }
     }
 
@@ -41,7 +56,10 @@ impl Fanout {
     }
 
     pub fn upgrade(w: &Weak<Targets>) -> Option<Fanout> {
-        w.upgrade().map(|targets| Fanout { targets })
+        w.upgrade().map(|targets| Fanout {
+            targets,
+            stop: None,
+        })
     }
 
     /// Replace the consumers (a reload).
@@ -77,18 +95,50 @@ impl Fanout {
         out
     }
 
-    /// Send to every consumer, waiting while a consumer is full. A consumer that is gone drops
-    /// the batch, which fails its units (they are read again later).
+    /// Send to every consumer, waiting while a consumer is full (until the stop signal, if
+    /// any). A consumer that is gone drops the batch, which fails its units (they are read
+    /// again later).
     pub async fn send(&self, batch: Batch) {
         for (tx, b) in self.split(batch) {
-            let _ = tx.send(b).await;
+            match &self.stop {
+                None => {
+                    let _ = tx.send(b).await;
+                }
+                Some(stop) => {
+                    tokio::select! {
+                        biased;
+                        _ = tx.send(b) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
         }
     }
 
     /// The same, from a blocking thread (file readers).
     pub fn send_blocking(&self, batch: Batch) {
         for (tx, b) in self.split(batch) {
-            let _ = tx.blocking_send(b);
+            let b = match tx.try_send(b) {
+                Ok(()) | Err(TrySendError::Closed(_)) => continue,
+                Err(TrySendError::Full(b)) => b,
+            };
+            match (&self.stop, tokio::runtime::Handle::try_current()) {
+                (Some(stop), Ok(rt)) => {
+                    let given_up = rt.block_on(async {
+                        tokio::select! {
+                            biased;
+                            _ = tx.send(b) => false,
+                            _ = stop.cancelled() => true,
+                        }
+                    });
+                    if given_up {
+                        return;
+                    }
+                }
+                _ => {
+                    let _ = tx.blocking_send(b);
+                }
+            }
         }
     }
 }

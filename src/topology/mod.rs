@@ -200,7 +200,8 @@ impl Running {
         let hard = self.hard_stop.child_token();
         let ctx = SourceContext {
             name: Arc::from(name),
-            out,
+            // A send blocked behind a full consumer gives up when the source is told to stop.
+            out: out.until(stop.clone()),
             data_dir: cfg.data_dir.clone(),
             once: self.once,
             shutdown: stop.clone(),
@@ -349,7 +350,13 @@ impl Running {
         }
         futures_join(buffers).await;
         let rest = futures_join(others);
-        let _ = tokio::time::timeout(Duration::from_secs(5), rest).await;
+        // After a hard stop nothing more is committed: the sinks get a moment, not five.
+        let grace = if self.hard_stop.is_cancelled() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        };
+        let _ = tokio::time::timeout(grace, rest).await;
         reports
     }
 }

@@ -28,6 +28,7 @@ mod s3_source;
 mod secrets;
 mod splunk_hec;
 mod sqs;
+mod stop;
 mod syslog;
 mod systemd;
 mod tail;

@@ -457,9 +457,15 @@ impl Loop {
         env: Arc<ReaderEnv>,
         hard_stop: &CancellationToken,
     ) {
-        while let Some(res) = readers.join_next().await {
-            if let Ok((job, end)) = res {
-                self.reader_done(&job, &end);
+        loop {
+            tokio::select! {
+                res = readers.join_next() => match res {
+                    Some(Ok((job, end))) => self.reader_done(&job, &end),
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                // A reader that cannot finish (its disk hangs) does not hold the stop.
+                _ = hard_stop.cancelled() => break,
             }
         }
         drop(env);
