@@ -129,3 +129,140 @@ fn sigterm_during_an_sqs_long_poll_ends_at_once() {
     println!("measured: SIGTERM during a 20 s SQS long poll: exit after {took:?}");
     assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
 }
+
+fn dead_siem() -> pipeline::Table {
+    keys! {
+        "uri" => format!("http://127.0.0.1:{}/in", free_port()),
+        "retry.max_backoff" => "500ms",
+    }
+}
+
+#[test]
+fn sigterm_during_a_backfill_ends_within_the_timeout() {
+    let m = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/02/";
+    rt.block_on(async {
+        m.s3()
+            .create_bucket()
+            .bucket("stop-trail")
+            .send()
+            .await
+            .unwrap();
+        let mut g = corpus::Gen::new(52);
+        for i in 0..40 {
+            let (_, doc) = g.document(500);
+            let key =
+                format!("{prefix}111122223333_CloudTrail_us-east-1_20261102T0000Z_{i:04}.json.gz");
+            m.put_object("stop-trail", &key, corpus::gzip(doc.as_bytes()))
+                .await;
+        }
+    });
+    let d = tempfile::tempdir().unwrap();
+    let cfg = Pipeline::new(d.path())
+        .set("shutdown_timeout", "3s")
+        .source(
+            "trail",
+            "file",
+            keys! { "include" => vec!["/nonexistent/*"] },
+        )
+        .file_sink(
+            "archive",
+            &["trail"],
+            &d.path().join("archive.ndjson"),
+            keys! {},
+        )
+        .sink("siem", "http", &["trail"], dead_siem())
+        .write();
+    let log = d.path().join("backfill.log");
+    let url = format!("s3://stop-trail/{prefix}");
+    let mut c = trailship(&[
+        "--log-format",
+        "json",
+        "backfill",
+        &url,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--endpoint",
+        &m.endpoint,
+        "--region",
+        "us-east-1",
+    ]);
+    m.apply(&mut c);
+    let mut p = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    started(&log);
+    signal(&p, libc::SIGTERM);
+    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
+    println!("measured: SIGTERM during a backfill into a dead SIEM: exit after {took:?}");
+    assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
+}
+
+#[test]
+fn sigterm_during_a_reload_ends_within_the_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = blocked_behind_a_dead_siem(d.path());
+    let log = d.path().join("daemon.log");
+    let mut p = spawn_daemon(&cfg, &log);
+    started(&log);
+    // The reload rebuilds the failing sink: retiring it waits for what it holds.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let changed = text.replace("max_backoff = \"500ms\"", "max_backoff = \"400ms\"");
+    assert_ne!(text, changed, "the SIEM's table changes");
+    std::fs::write(&cfg, changed).unwrap();
+    signal(&p, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&p, libc::SIGTERM);
+    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
+    println!("measured: SIGTERM during a reload: exit after {took:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("reload"), "a reload was started: {text}");
+    assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_hanging_sink_and_a_full_disk_buffer_ends_within_the_timeout() {
+    use crate::common::http_server::{Reply, Served, Server};
+    // A SIEM that takes requests and never answers.
+    let server = Server::start(std::sync::Arc::new(|_r: &Served| {
+        Reply::json(200, serde_json::json!({})).after(Duration::from_secs(3600))
+    }))
+    .await;
+    let d = tempfile::tempdir().unwrap();
+    corpus::write_documents(&d.path().join("trail"), 30, 1000, 53, usize::MAX);
+    let cfg = Pipeline::new(d.path())
+        .set("shutdown_timeout", "3s")
+        .file_source("trail", &d.path().join("trail"))
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{}/in", server.url),
+                "request_timeout" => "1h",
+                "buffer" => keys! { "type" => "disk", "max_size" => "8MiB", "when_full" => "block" },
+            },
+        )
+        .write();
+    let log = d.path().join("daemon.log");
+    let mut p = spawn_daemon(&cfg, &log);
+    tokio::task::spawn_blocking(move || {
+        wait_until(30, "the buffer full", || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("disk buffer full")
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        signal(&p, libc::SIGTERM);
+        let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
+        println!(
+            "measured: SIGTERM with a hanging sink and a full disk buffer: exit after {took:?}"
+        );
+        assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
+    })
+    .await
+    .unwrap();
+}
