@@ -9,13 +9,25 @@ use crate::common::*;
 
 const SHUTDOWN: Duration = Duration::from_secs(3);
 
-/// Wait for the daemon to exit; how long it took.
-fn exit_time(child: &mut Child, limit: Duration) -> Duration {
+/// Send `sig` to the daemon and check it exits within `limit`; says how long it took.
+fn stops_within(p: &mut Child, sig: i32, limit: Duration, what: &str) {
+    signal(p, sig);
     let start = Instant::now();
-    let status = wait_exit(child, limit.as_secs() + 30);
-    assert!(status.code().is_some(), "ended by a signal: {status:?}");
-    start.elapsed()
+    let status = wait_exit(p, limit.as_secs() + 30);
+    let took = start.elapsed();
+    println!("measured: {what}: exit after {took:?}");
+    assert!(
+        status.code().is_some(),
+        "{what}: ended by a signal: {status:?}"
+    );
+    assert!(
+        took <= limit,
+        "{what}: exit after {took:?}, more than {limit:?}"
+    );
 }
+
+/// The bound after the first signal.
+const FIRST: Duration = Duration::from_secs(SHUTDOWN.as_secs() + 2);
 
 /// A trail large enough to keep the readers busy, into an archive and a SIEM that refuses
 /// connections (no buffer): the readers end up blocked behind the SIEM's full channel.
@@ -54,12 +66,11 @@ fn sigterm_with_readers_blocked_behind_a_failing_sink_ends_within_the_timeout() 
     let log = d.path().join("daemon.log");
     let mut p = spawn_daemon(&cfg, &log);
     started(&log);
-    signal(&p, libc::SIGTERM);
-    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
-    println!("measured: SIGTERM with readers blocked behind a dead SIEM: exit after {took:?}");
-    assert!(
-        took <= SHUTDOWN + Duration::from_secs(2),
-        "exit {took:?} after SIGTERM (shutdown_timeout {SHUTDOWN:?})"
+    stops_within(
+        &mut p,
+        libc::SIGTERM,
+        FIRST,
+        "SIGTERM with readers blocked behind a dead SIEM",
     );
     // Nothing undelivered was committed: a run with a working SIEM reads the files again.
     let ckpt =
@@ -80,12 +91,11 @@ fn a_second_signal_ends_within_two_seconds() {
     started(&log);
     signal(&p, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(500));
-    signal(&p, libc::SIGTERM);
-    let took = exit_time(&mut p, Duration::from_secs(2));
-    println!("measured: second signal: exit after {took:?}");
-    assert!(
-        took <= Duration::from_secs(2),
-        "exit {took:?} after the second signal"
+    stops_within(
+        &mut p,
+        libc::SIGTERM,
+        Duration::from_secs(2),
+        "second signal",
     );
 }
 
@@ -124,10 +134,12 @@ fn sigterm_during_an_sqs_long_poll_ends_at_once() {
             .contains("sqs source started")
     });
     std::thread::sleep(Duration::from_secs(1));
-    signal(&p, libc::SIGTERM);
-    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
-    println!("measured: SIGTERM during a 20 s SQS long poll: exit after {took:?}");
-    assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
+    stops_within(
+        &mut p,
+        libc::SIGTERM,
+        FIRST,
+        "SIGTERM during a 20 s SQS long poll",
+    );
 }
 
 fn dead_siem() -> pipeline::Table {
@@ -195,10 +207,12 @@ fn sigterm_during_a_backfill_ends_within_the_timeout() {
         .spawn()
         .unwrap();
     started(&log);
-    signal(&p, libc::SIGTERM);
-    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
-    println!("measured: SIGTERM during a backfill into a dead SIEM: exit after {took:?}");
-    assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
+    stops_within(
+        &mut p,
+        libc::SIGTERM,
+        FIRST,
+        "SIGTERM during a backfill into a dead SIEM",
+    );
 }
 
 #[test]
@@ -215,12 +229,9 @@ fn sigterm_during_a_reload_ends_within_the_timeout() {
     std::fs::write(&cfg, changed).unwrap();
     signal(&p, libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
-    signal(&p, libc::SIGTERM);
-    let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
-    println!("measured: SIGTERM during a reload: exit after {took:?}");
+    stops_within(&mut p, libc::SIGTERM, FIRST, "SIGTERM during a reload");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("reload"), "a reload was started: {text}");
-    assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,12 +267,12 @@ async fn sigterm_with_a_hanging_sink_and_a_full_disk_buffer_ends_within_the_time
                 .contains("disk buffer full")
         });
         std::thread::sleep(Duration::from_secs(1));
-        signal(&p, libc::SIGTERM);
-        let took = exit_time(&mut p, SHUTDOWN + Duration::from_secs(2));
-        println!(
-            "measured: SIGTERM with a hanging sink and a full disk buffer: exit after {took:?}"
+        stops_within(
+            &mut p,
+            libc::SIGTERM,
+            FIRST,
+            "SIGTERM with a hanging sink and a full disk buffer",
         );
-        assert!(took <= SHUTDOWN + Duration::from_secs(2), "exit {took:?}");
     })
     .await
     .unwrap();
