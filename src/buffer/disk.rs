@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -34,6 +34,13 @@ pub struct Shared {
     pub max_size: u64,
     /// The size at which the writer starts a new segment.
     pub segment_size: u64,
+    /// Events the writer has taken from its input (written or refused): a spilling sink
+    /// compares it with what it spilled.
+    pub taken: AtomicU64,
+    /// The reader has read everything written so far (the writer clears it on each commit).
+    pub caught_up: AtomicBool,
+    /// Where the writer says it is full and waiting (`/ready`).
+    pub health: Arc<crate::core::run::Health>,
     /// Held for the life of the buffer: one process per buffer directory.
     _lock: File,
 }
@@ -44,7 +51,12 @@ fn segment_size(max_size: u64) -> u64 {
     (max_size / 8).clamp(1 << 20, 64 << 20)
 }
 
-fn open(dir: &Path, sink: &Arc<str>, max_size: u64) -> Result<(Shared, Vec<u64>), BufferError> {
+fn open(
+    dir: &Path,
+    sink: &Arc<str>,
+    max_size: u64,
+    health: Arc<crate::core::run::Health>,
+) -> Result<(Shared, Vec<u64>), BufferError> {
     let ctx = |what: &str, source: std::io::Error| BufferError::Dir {
         sink: sink.to_string(),
         dir: dir.to_path_buf(),
@@ -73,6 +85,9 @@ fn open(dir: &Path, sink: &Arc<str>, max_size: u64) -> Result<(Shared, Vec<u64>)
             used: AtomicU64::new(used),
             max_size,
             segment_size: segment_size(max_size),
+            taken: AtomicU64::new(0),
+            caught_up: AtomicBool::new(used == 0),
+            health,
             _lock: lock,
         },
         ids,
@@ -85,8 +100,21 @@ pub fn spawn(
     when_full: WhenFull,
     at: Attach<'_>,
 ) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), BufferError> {
+    let (out_tx, out_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
+    let (_, tasks) = spawn_into(rx, max_size, when_full, at, out_tx)?;
+    Ok((out_rx, tasks))
+}
+
+/// A disk buffer whose reader replays into `out` (which others may send to as well).
+pub fn spawn_into(
+    rx: mpsc::Receiver<Batch>,
+    max_size: u64,
+    when_full: WhenFull,
+    at: Attach<'_>,
+    out_tx: mpsc::Sender<Batch>,
+) -> Result<(Arc<Shared>, Vec<JoinHandle<()>>), BufferError> {
     let dir = at.data_dir.join("buffers").join(&*at.sink);
-    let (shared, ids) = open(&dir, &at.sink, max_size)?;
+    let (shared, ids) = open(&dir, &at.sink, max_size, at.health.clone())?;
     let shared = Arc::new(shared);
     let labels = [("sink", &*at.sink)];
     crate::telemetry::gauge("buffer_max_bytes", &labels, max_size as f64);
@@ -116,9 +144,8 @@ pub fn spawn(
         len: 0,
         closed: false,
     });
-    let (out_tx, out_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
     let reader = Reader::new(shared.clone(), store, saved, ids, frontier_rx, out_tx, at);
     let w = tokio::task::spawn_blocking(move || writer.run(rx, frontier_tx));
     let r = tokio::spawn(reader.run());
-    Ok((out_rx, vec![w, r]))
+    Ok((shared, vec![w, r]))
 }

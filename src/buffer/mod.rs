@@ -3,13 +3,20 @@
 //! "drop_newest" }` (segment files in `data_dir/buffers/SINK/`: events are acknowledged to
 //! their source once written and fsynced, and replayed from disk after a restart).
 //!
-//! Without a `buffer` key a sink reads its input channel directly (4 batches).
+//! `buffer = { type = "spill", max_size = "1GiB" }`: events go to the sink in memory while it
+//! keeps up; once it has not taken a batch for a second they go to a disk buffer (the same
+//! segments as `disk`) until it has caught up, so a sink that is down or slow never holds up
+//! the other sinks of its sources. When the spill is full its sources wait, and say so.
+//!
+//! Without a `buffer` key a sink reads its input channel directly (4 batches), except in a
+//! pipeline of more than one sink, where it spills (`DEFAULT_SPILL`).
 
 mod disk;
 mod error;
 mod memory;
 mod reader;
 pub mod segment;
+mod spill;
 
 pub use error::BufferError;
 mod writer;
@@ -28,6 +35,9 @@ use crate::core::Batch;
 /// The smallest disk buffer: a few segments of the smallest size.
 pub const MIN_DISK_SIZE: u64 = 8 << 20;
 
+/// The spill of a sink without a `buffer` key in a pipeline of more than one sink.
+pub const DEFAULT_SPILL: BufferConfig = BufferConfig::Spill { max_size: 1 << 30 };
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BufferConfig {
@@ -39,6 +49,10 @@ pub enum BufferConfig {
         max_size: u64,
         #[serde(default)]
         when_full: WhenFull,
+    },
+    Spill {
+        #[serde(deserialize_with = "units::size")]
+        max_size: u64,
     },
 }
 
@@ -73,9 +87,14 @@ impl BufferConfig {
                 &["buffer", "max_events"],
                 "must be at least 1",
             )),
-            BufferConfig::Disk { max_size, .. } if *max_size < MIN_DISK_SIZE => Err(
-                FieldError::new(&["buffer", "max_size"], "must be at least 8MiB"),
-            ),
+            BufferConfig::Disk { max_size, .. } | BufferConfig::Spill { max_size }
+                if *max_size < MIN_DISK_SIZE =>
+            {
+                Err(FieldError::new(
+                    &["buffer", "max_size"],
+                    "must be at least 8MiB",
+                ))
+            }
             _ => Ok(Some(b)),
         }
     }
@@ -92,6 +111,8 @@ pub struct Attach<'a> {
     pub hard_stop: CancellationToken,
     /// The pipeline's outcome: events left behind and damage are reported there.
     pub outcome: Arc<crate::core::run::Outcome>,
+    /// The pipeline's health: a full buffer is reported there (`/ready`).
+    pub health: Arc<crate::core::run::Health>,
 }
 
 /// Put the configured buffer between a sink's input and its driver. Returns the receiver the
@@ -112,6 +133,7 @@ pub fn attach(
             max_size,
             when_full,
         }) => disk::spawn(rx, *max_size, *when_full, at),
+        Some(BufferConfig::Spill { max_size }) => spill::spawn(rx, *max_size, at),
     }
 }
 
@@ -144,6 +166,11 @@ mod tests {
         let e =
             take(r#"buffer = { type = "disk", max_size = "1GiB", when = "block" }"#).unwrap_err();
         assert!(e.message.contains("unknown field"), "{}", e.message);
+        assert_eq!(
+            take(r#"buffer = { type = "spill", max_size = "64MiB" }"#).unwrap(),
+            Some(BufferConfig::Spill { max_size: 64 << 20 })
+        );
+        assert!(take(r#"buffer = { type = "spill", max_size = "1MiB" }"#).is_err());
         assert!(take(r#"buffer = { type = "tape" }"#).is_err());
         assert!(take(r#"buffer = { type = "memory", max_events = 0 }"#).is_err());
     }

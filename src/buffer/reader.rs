@@ -346,6 +346,7 @@ impl Reader {
             };
             if offset >= limit {
                 if !closed {
+                    self.shared.caught_up.store(true, Ordering::Release);
                     return Ok(None);
                 }
                 // The end of a complete segment: on to the next one on disk.

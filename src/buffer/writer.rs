@@ -86,6 +86,7 @@ impl Writer {
                 self.add(b, &frontier);
             }
             self.commit(&frontier);
+            self.shared.taken.fetch_add(n as u64, Ordering::AcqRel);
         }
         frontier.send_modify(|f| f.closed = true);
     }
@@ -130,18 +131,27 @@ impl Writer {
             self.roll(frontier);
         }
         let mut warned = false;
+        let mut room = true;
         while self.full(n) {
             if self.hard_stop.is_cancelled() {
-                return false;
+                room = false;
+                break;
             }
             if !warned {
                 tracing::warn!(sink = %self.shared.sink, max_size = self.shared.max_size, "disk buffer full: waiting for the sink to deliver (sources are held back)");
                 telemetry::count("buffer_full_total", &[("sink", &self.shared.sink)]);
+                self.shared.health.buffer_full(&self.shared.sink, true);
                 warned = true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        true
+        if warned {
+            self.shared.health.buffer_full(&self.shared.sink, false);
+            if room {
+                tracing::info!(sink = %self.shared.sink, "disk buffer has room again: taking events");
+            }
+        }
+        room
     }
 
     /// Make the pending group durable, then acknowledge it.
@@ -158,6 +168,7 @@ impl Writer {
         self.buf.clear();
         match res {
             Ok(()) => {
+                self.shared.caught_up.store(false, Ordering::Release);
                 self.len += bytes;
                 self.shared.used.fetch_add(bytes, Ordering::AcqRel);
                 let (segment, len) = (self.segment, self.len);

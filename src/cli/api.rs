@@ -33,12 +33,17 @@ fn ready(health: &Health, stuck_after: Duration) -> (u16, String) {
         );
     }
     let stuck = health.stuck_sinks(stuck_after);
-    if stuck.is_empty() {
+    let full = health.full_buffers();
+    if stuck.is_empty() && full.is_empty() {
         return (200, "ready\n".into());
     }
     let list: Vec<String> = stuck
         .iter()
         .map(|(sink, s)| format!("sink {sink} failing for {s:.0}s"))
+        .chain(
+            full.iter()
+                .map(|sink| format!("sink {sink}'s disk buffer is full (its sources wait)")),
+        )
         .collect();
     (503, format!("not ready: {}\n", list.join("; ")))
 }

@@ -96,6 +96,8 @@ type Clocks = Vec<(String, std::sync::Weak<dyn FailingClock>)>;
 pub struct Health {
     ready: std::sync::atomic::AtomicBool,
     sinks: std::sync::Mutex<Clocks>,
+    /// Sinks whose disk buffer is full: their sources wait.
+    full: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Health {
@@ -112,6 +114,23 @@ impl Health {
             s.retain(|(_, c)| c.strong_count() > 0);
             s.push((sink.to_string(), clock));
         }
+    }
+    /// A sink's disk buffer is full (its sources wait), or has room again.
+    pub fn buffer_full(&self, sink: &str, full: bool) {
+        if let Ok(mut f) = self.full.lock() {
+            if full {
+                f.insert(sink.to_string());
+            } else {
+                f.remove(sink);
+            }
+        }
+    }
+    /// Sinks whose disk buffer is full now.
+    pub fn full_buffers(&self) -> Vec<String> {
+        self.full
+            .lock()
+            .map(|f| f.iter().cloned().collect())
+            .unwrap_or_default()
     }
     /// Sinks failing without a delivery for longer than `after`, with for how long.
     pub fn stuck_sinks(&self, after: std::time::Duration) -> Vec<(String, f64)> {

@@ -308,6 +308,18 @@ pub const METRICS: &[Metric] = &[
         "Times a full disk buffer made its sources wait (when_full = \"block\").",
     ),
     m(
+        "buffer_spills_total",
+        C,
+        "sink",
+        "Times a sink fell behind and its events went to its spill on disk (the other sinks went on).",
+    ),
+    m(
+        "buffer_spilled_events_total",
+        C,
+        "sink",
+        "Events that went to a sink's spill on disk instead of straight to it.",
+    ),
+    m(
         "buffer_refused_total",
         C,
         "sink",

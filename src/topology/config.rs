@@ -330,6 +330,13 @@ impl Config {
             })
         });
         cfg.sinks = l.section("sinks", raw.sinks, true, sink_spec);
+        // More than one sink: one that falls behind spills to disk instead of holding up the
+        // sources, and with them the other sinks.
+        if cfg.sinks.len() > 1 {
+            for s in cfg.sinks.values_mut() {
+                s.buffer.get_or_insert(crate::buffer::DEFAULT_SPILL);
+            }
+        }
         // Compile what can be compiled, without starting anything.
         let checks = (cfg
             .sources

@@ -270,6 +270,7 @@ impl Running {
                 shutdown: run.stop.clone(),
                 hard_stop: run.hard.clone(),
                 outcome: self.outcome.clone(),
+                health: self.health.clone(),
             },
         )
         .map_err(|e| TopologyError::Buffer {

@@ -50,10 +50,12 @@ struct Diff {
 }
 
 impl Diff {
-    fn of<T>(
-        old: &BTreeMap<String, T>,
-        new: &BTreeMap<String, T>,
-        table: impl Fn(&T) -> &toml::Table,
+    /// `table`: what makes a component the same (its table as written, and what was derived
+    /// from the whole file, such as a sink's default spill).
+    fn of<'a, T, K: PartialEq>(
+        old: &'a BTreeMap<String, T>,
+        new: &'a BTreeMap<String, T>,
+        table: impl Fn(&'a T) -> K,
     ) -> Diff {
         Diff {
             removed: old
@@ -234,7 +236,7 @@ fn plan(old: &Config, new: &Config, running: bool) -> Result<Plan, TopologyError
     }
     let sources = Diff::of(&old.sources, &new.sources, |s| &s.table);
     let transforms = Diff::of(&old.transforms, &new.transforms, |t| &t.table);
-    let mut sinks = Diff::of(&old.sinks, &new.sinks, |s| &s.table);
+    let mut sinks = Diff::of(&old.sinks, &new.sinks, |s| (&s.table, &s.buffer));
     // A sink that dead-letters into a sink being rebuilt holds that sink's old input: it is
     // rebuilt too.
     loop {

@@ -17,6 +17,7 @@ mod eventbridge;
 mod faults;
 mod http_sink;
 mod insights;
+mod isolation;
 mod layers;
 mod lookup;
 mod normalize;
