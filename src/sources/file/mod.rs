@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use self::discover::Matcher;
 use self::reader::{ReadEnd, ReadJob, ReaderEnv, UnitMeta};
 use self::tracker::{Note, Saved, Tracker};
-use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::journal::Journal;
 use crate::config::{FieldError, units};
 use crate::core::ack::UnitDone;
 use crate::core::run::{SourceContext, SourceReport};
@@ -36,7 +36,8 @@ pub enum StartAt {
     End,
 }
 
-/// How often committed positions are saved (when they changed).
+/// How often the checkpoint is saved when something other than a delivery changed it (a scan,
+/// a reader's end) or a save failed; deliveries are committed at once (group commit).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 fn d_poll() -> Duration {
@@ -55,7 +56,7 @@ fn d_max_record() -> u64 {
     crate::decode::DEFAULT_MAX_RECORD_BYTES as u64
 }
 fn d_unit_events() -> usize {
-    1000
+    200
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,8 +133,8 @@ pub fn spawn(
     let cwd = std::env::current_dir().map_err(StartError::CurrentDir)?;
     let matcher = Matcher::new(&cfg.include, &cfg.exclude, &cwd)
         .map_err(|e| StartError::Setting(e.to_string()))?;
-    let store = CheckpointStore::open(&ctx.data_dir, &ctx.name).map_err(StartError::Checkpoint)?;
-    let saved: Option<BTreeMap<String, Saved>> = store.load().map_err(StartError::Checkpoint)?;
+    let (store, saved) =
+        Journal::open::<Saved>(&ctx.data_dir, &ctx.name).map_err(StartError::Checkpoint)?;
     let integrity = if cfg.digests.validate_digests {
         let keys = integrity::keys(&cfg.digests.public_keys).map_err(StartError::PublicKeys)?;
         let watches = matcher
@@ -171,7 +172,13 @@ struct Watch {
 
 impl Watch {
     fn new(wake: mpsc::Sender<()>) -> Option<Watch> {
-        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Our own readers opening and closing files are no news.
+            if let Ok(e) = &res
+                && matches!(e.kind, notify::EventKind::Access(_))
+            {
+                return;
+            }
             let _ = wake.try_send(());
         })
         .map_err(|e| tracing::warn!(error = %e, "filesystem watcher unavailable; relying on poll_interval"))
@@ -203,7 +210,7 @@ impl Watch {
 struct Loop {
     name: Arc<str>,
     tracker: Tracker,
-    store: Arc<CheckpointStore>,
+    store: Arc<std::sync::Mutex<Journal>>,
     save_failing: bool,
     reported: HashSet<(String, String)>,
     events: u64,
@@ -213,18 +220,30 @@ struct Loop {
 }
 
 impl Loop {
-    /// Save the checkpoint on a blocking thread (fsync must not stall the runtime). A failing
-    /// save (disk full, read-only) is logged once, counted each time, and retried.
-    async fn save(&mut self) {
-        let snap = self.tracker.snapshot();
+    /// Commit what changed to the checkpoint on a blocking thread (fsync must not stall the
+    /// runtime): the changed entries appended to its journal, or every entry as a new base
+    /// now and then and at a clean stop (`all`). A failing save (disk full, read-only) is
+    /// logged once, counted each time, and retried (with every entry: the failed delta is in
+    /// no file).
+    async fn save(&mut self, all: bool) {
+        let delta = self.tracker.delta();
+        let wants_base = all
+            || self
+                .store
+                .lock()
+                .map_or(true, |j| j.wants_base(delta.len()));
+        let base = wants_base.then(|| self.tracker.snapshot());
         let store = self.store.clone();
-        let res = tokio::task::spawn_blocking(move || store.save(&snap))
-            .await
-            .unwrap_or_else(|e| {
-                Err(std::io::Error::other(format!(
-                    "checkpoint writer task failed: {e}"
-                )))
-            });
+        let res = tokio::task::spawn_blocking(move || match store.lock() {
+            Ok(mut j) => j.commit(&delta, base.as_ref()),
+            Err(_) => Err(std::io::Error::other("the checkpoint's lock is poisoned")),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(std::io::Error::other(format!(
+                "checkpoint writer task failed: {e}"
+            )))
+        });
         match res {
             Ok(()) => {
                 if self.save_failing {
@@ -328,7 +347,7 @@ impl Loop {
 
     fn unit_done(&mut self, d: UnitDone<UnitMeta>) {
         if !d.delivered {
-            tracing::warn!(source = %self.name, file = %d.meta.path.display(), bytes = ?(d.meta.start..d.meta.end), "events of this file were not all delivered; not committed, it will be read again");
+            tracing::warn!(source = %self.name, file = %d.meta.path.display(), part = ?(d.meta.start..d.meta.end), unit = ?d.meta.mode, "events of this file were not all delivered; not committed, it will be read again");
         }
         if let Note::Bad { reason } =
             self.tracker
@@ -343,7 +362,7 @@ async fn run(
     cfg: FileSourceConfig,
     ctx: SourceContext,
     matcher: Matcher,
-    store: CheckpointStore,
+    store: Journal,
     saved: Option<BTreeMap<String, Saved>>,
     integrity: Option<JoinHandle<()>>,
 ) -> SourceReport {
@@ -353,7 +372,7 @@ async fn run(
     let mut lp = Loop {
         name: ctx.name.clone(),
         tracker,
-        store: Arc::new(store),
+        store: Arc::new(std::sync::Mutex::new(store)),
         save_failing: false,
         reported: HashSet::new(),
         events: 0,
@@ -382,9 +401,10 @@ async fn run(
     let mut readers: JoinSet<(ReadJob, ReadEnd)> = JoinSet::new();
     let mut poll = tokio::time::interval_at(Instant::now() + cfg.poll_interval, cfg.poll_interval);
     let mut ckpt = tokio::time::interval(CHECKPOINT_INTERVAL);
+    let mut rescan_at: Option<Instant> = None;
     lp.rescan(&matcher, cfg.start_at == StartAt::End && first_start)
         .await;
-    lp.save().await;
+    lp.save(false).await;
     tracing::info!(source = %ctx.name, roots = ?matcher.roots(), once = ctx.once, "file source started");
     loop {
         let free = cfg.max_concurrent_files.saturating_sub(readers.len());
@@ -411,15 +431,28 @@ async fn run(
                     lp.reader_done(&job, &end);
                 }
             }
-            Some(d) = unit_rx.recv() => lp.unit_done(d),
+            Some(d) = unit_rx.recv() => {
+                // Group commit: what was delivered meanwhile is committed together, now.
+                lp.unit_done(d);
+                while let Ok(d) = unit_rx.try_recv() {
+                    lp.unit_done(d);
+                }
+                if !lp.save_failing {
+                    lp.save(false).await;
+                }
+            }
             _ = poll.tick() => lp.rescan(&matcher, false).await,
-            Some(()) = wake_rx.recv() => {
-                // Let a burst of filesystem events settle into one rescan.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            // Let a burst of filesystem events settle into one rescan (without holding up
+            // the commits meanwhile).
+            Some(()) = wake_rx.recv(), if rescan_at.is_none() => {
+                rescan_at = Some(Instant::now() + Duration::from_millis(50));
+            }
+            _ = tokio::time::sleep_until(rescan_at.unwrap_or_else(Instant::now)), if rescan_at.is_some() => {
+                rescan_at = None;
                 while wake_rx.try_recv().is_ok() {}
                 lp.rescan(&matcher, false).await;
             }
-            _ = ckpt.tick() => if lp.tracker.is_dirty() { lp.save().await },
+            _ = ckpt.tick() => if lp.tracker.is_dirty() { lp.save(false).await },
         }
     }
     // Stop reading; what was read still completes and commits.
@@ -478,7 +511,7 @@ impl Loop {
                 _ = hard_stop.cancelled() => break,
             }
         }
-        self.save().await;
+        self.save(true).await;
     }
 
     fn report(&self) -> SourceReport {

@@ -1,8 +1,10 @@
 //! Reading one file (on a blocking thread): detect its format, stream its records as events,
 //! and cut them into units of work.
 //!
-//! A compressed file, or a `{"Records":[...]}` document, is one unit read whole once it has
-//! settled (not modified for `settle_time`). A plain NDJSON file is tailed: it is read from
+//! A compressed file, or a `{"Records":[...]}` document, is read whole once it has settled (not
+//! modified for `settle_time`), in units of up to `unit_events` records, each a range of record
+//! numbers: it is read from its start again after a crash, but the records the checkpoint says
+//! were delivered are skipped, not sent again. A plain NDJSON file is tailed: it is read from
 //! the last committed offset to its last complete record, in units of up to `unit_events`
 //! records, each a byte range.
 
@@ -40,8 +42,13 @@ pub enum Mode {
 pub struct UnitMeta {
     pub path: Arc<PathBuf>,
     pub generation: u64,
+    pub mode: Mode,
+    /// Tail: byte offsets. Whole: record numbers (from 0, the first record of the file).
     pub start: u64,
     pub end: u64,
+    /// Whole: the file's size when this is its last unit (the file is done once every unit up
+    /// to this one was delivered).
+    pub last: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +56,8 @@ pub struct ReadJob {
     pub path: Arc<PathBuf>,
     pub generation: u64,
     pub start: u64,
+    /// Records at the start of a whole file that were delivered (skipped, not sent again).
+    pub skip: u64,
     /// The identity hash of the file's first bytes, when known: a mismatch means the path now
     /// holds another file.
     pub head: Option<(u64, u64)>,
@@ -214,8 +223,9 @@ fn open_scan(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<Result<O
     }))
 }
 
-/// Stream the records as events, cutting a tailed file into units of `unit_events` at record
-/// boundaries; a whole file is one unit.
+/// Stream the records as events, cut into units of `unit_events` at record boundaries: byte
+/// ranges of a tailed file, record ranges of a whole one (whose first `job.skip` records are
+/// skipped: they were delivered before).
 fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
     let Opened {
         mut scanner,
@@ -234,14 +244,25 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
             UnitMeta {
                 path: job.path.clone(),
                 generation: job.generation,
+                mode,
                 start,
                 end: start,
+                last: None,
             },
             env.units.clone(),
         )
     };
-    let mut unit = new_unit(start);
+    let skip = if mode == Mode::Whole { job.skip } else { 0 };
+    // Units start and end at a byte offset (tail) or a record number (whole).
+    let mut unit = new_unit(if mode == Mode::Whole { skip } else { start });
+    // End the unit at `at` (its events sent on) and start the next there.
+    let cut = |em: &mut Emitter, unit: &mut UnitHandle<UnitMeta>, at: u64| {
+        unit.update(|m| m.end = at);
+        em.flush();
+        std::mem::replace(unit, new_unit(at)).seal();
+    };
     let (mut units, mut in_unit, mut boundary) = (1u64, 0usize, start);
+    let mut records = 0u64;
     let mut incomplete = false;
     let mut error = None;
     loop {
@@ -257,18 +278,27 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
                 break;
             }
             Ok(Some(Item::Record(raw))) => {
+                records += 1;
+                if records <= skip {
+                    continue;
+                }
+                // A document has no boundaries between its records: cut before the next one.
+                if mode == Mode::Whole && in_unit >= env.unit_events {
+                    cut(&mut em, &mut unit, records - 1);
+                    units += 1;
+                    in_unit = 0;
+                }
                 em.record(raw, &unit);
                 in_unit += 1;
             }
+            // Already reported when the records around it were delivered.
+            Ok(Some(Item::Skipped { .. })) if records < skip => {}
             Ok(Some(Item::Skipped { reason, detail })) => em.skip(reason, detail),
             Ok(Some(Item::Digest)) => em.digest(),
             Ok(Some(Item::Boundary(off))) => {
                 boundary = off;
                 if mode == Mode::Tail && in_unit >= env.unit_events {
-                    unit.update(|m| m.end = off);
-                    em.flush();
-                    unit.seal();
-                    unit = new_unit(off);
+                    cut(&mut em, &mut unit, off);
                     units += 1;
                     in_unit = 0;
                 }
@@ -289,7 +319,14 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
     } else {
         boundary
     };
-    unit.update(|m| m.end = end);
+    unit.update(|m| {
+        if mode == Mode::Whole {
+            m.end = records.max(skip);
+            m.last = Some(end);
+        } else {
+            m.end = end;
+        }
+    });
     let skipped = em.finish();
     unit.seal();
     ReadEnd::Done {

@@ -1,7 +1,7 @@
 //! What the file source knows about each file: identity, committed offset, units in flight,
 //! retry and bad-input state. Pure bookkeeping (no I/O), so it is tested on its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,6 +21,10 @@ pub struct Saved {
     pub mode: Option<Mode>,
     /// Everything before this offset was delivered (tail), or the file size when done (whole).
     pub committed: u64,
+    /// Whole files not done yet: the records from the start that were delivered (a restart
+    /// reads the file again and skips them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
     pub done: bool,
     /// Why the file was set aside; it is read again only when it changes.
     pub bad: Option<String>,
@@ -28,15 +32,30 @@ pub struct Saved {
     pub bad_stamp: Option<(u64, u64)>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Saved {
+    /// Whether there is anything to keep about the file.
+    fn worth_keeping(&self) -> bool {
+        self.committed > 0 || self.records > 0 || self.done || self.bad.is_some()
+    }
+}
+
 #[derive(Debug)]
 struct FileState {
     saved: Saved,
+    /// Its entry is in the checkpoint (the last commit wrote it).
+    persisted: bool,
     generation: u64,
     read_to: u64,
     reading: bool,
     /// Units created minus units resolved (may dip below zero until the reader reports).
     open_units: i64,
-    completed: BTreeMap<u64, u64>,
+    /// Delivered units not yet contiguous with the committed position: start → (end, the
+    /// file's size if it is a whole file's last unit).
+    completed: BTreeMap<u64, (u64, Option<u64>)>,
     failed: bool,
     attempts: u32,
     retry_at: Option<Instant>,
@@ -124,10 +143,12 @@ impl FileState {
                 head: None,
                 mode: None,
                 committed: 0,
+                records: 0,
                 done: false,
                 bad: None,
                 bad_stamp: None,
             },
+            persisted: false,
             generation: next_generation(),
             read_to: 0,
             reading: false,
@@ -147,8 +168,36 @@ impl FileState {
     }
 
     fn reset(&mut self, stat: Stat) {
+        let persisted = self.persisted;
         *self = FileState::new(Some(stat));
+        self.persisted = persisted;
         self.generation = next_generation();
+    }
+
+    /// Take in a delivered unit and move the committed position over every delivered unit
+    /// that now follows it: bytes of a tailed file, records of a whole one (done once its last
+    /// unit is reached).
+    fn delivered(&mut self, meta: &UnitMeta) {
+        self.completed.insert(meta.start, (meta.end, meta.last));
+        match meta.mode {
+            Mode::Tail => {
+                while let Some((end, _)) = self.completed.remove(&self.saved.committed) {
+                    self.saved.committed = end;
+                }
+            }
+            Mode::Whole => {
+                while let Some((end, last)) = self.completed.remove(&self.saved.records) {
+                    self.saved.records = end;
+                    if let Some(size) = last {
+                        self.saved.committed = size;
+                        self.saved.records = 0;
+                        self.saved.done = true;
+                        self.completed.clear();
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -183,6 +232,9 @@ pub struct Tracker {
     pub max_retry_delay: Duration,
     pub totals: Totals,
     dirty: bool,
+    /// Files whose state changed since the last `delta`, and the removed ones it had written.
+    touched: HashSet<Arc<PathBuf>>,
+    removed: Vec<Arc<PathBuf>>,
     once: bool,
 }
 
@@ -202,6 +254,7 @@ impl Tracker {
                 st.read_to = s.committed;
                 st.saved = s;
                 st.seen = false;
+                st.persisted = true;
                 (Arc::new(PathBuf::from(p)), st)
             })
             .collect();
@@ -212,6 +265,8 @@ impl Tracker {
             max_retry_delay: Duration::from_secs(300),
             totals: Totals::default(),
             dirty: false,
+            touched: HashSet::new(),
+            removed: Vec::new(),
             once,
         }
     }
@@ -224,13 +279,59 @@ impl Tracker {
         self.dirty
     }
 
+    /// Every file's entry worth keeping (for a checkpoint's base); `delta` starts afresh.
     pub fn snapshot(&mut self) -> BTreeMap<String, Saved> {
         self.dirty = false;
+        self.touched.clear();
+        self.removed.clear();
+        self.files
+            .values_mut()
+            .for_each(|s| s.persisted = s.saved.worth_keeping());
         self.files
             .iter()
-            .filter(|(_, s)| s.saved.committed > 0 || s.saved.done || s.saved.bad.is_some())
+            .filter(|(_, s)| s.persisted)
             .map(|(p, s)| (p.display().to_string(), s.saved.clone()))
             .collect()
+    }
+
+    /// The entries that changed since the last `delta` or `snapshot` (none: removed), for a
+    /// checkpoint's journal: O(what changed).
+    pub fn delta(&mut self) -> Vec<(String, Option<Saved>)> {
+        self.dirty = false;
+        let mut out: Vec<(String, Option<Saved>)> = self
+            .removed
+            .drain(..)
+            .map(|p| (p.display().to_string(), None))
+            .collect();
+        for p in std::mem::take(&mut self.touched) {
+            let Some(s) = self.files.get_mut(&p) else {
+                continue;
+            };
+            if s.saved.worth_keeping() {
+                out.push((p.display().to_string(), Some(s.saved.clone())));
+                s.persisted = true;
+            } else if s.persisted {
+                out.push((p.display().to_string(), None));
+                s.persisted = false;
+            }
+        }
+        out
+    }
+
+    /// A file's state changed.
+    fn touch(&mut self, key: &Arc<PathBuf>) {
+        self.dirty = true;
+        self.touched.insert(key.clone());
+    }
+
+    /// A file is no longer tracked.
+    fn forget(&mut self, key: &Arc<PathBuf>) {
+        self.dirty = true;
+        if let Some(s) = self.files.remove(key)
+            && s.persisted
+        {
+            self.removed.push(key.clone());
+        }
     }
 
     /// Apply a directory scan. `skip_existing` (start_at = end, first start): files already
@@ -260,20 +361,24 @@ impl Tracker {
                     st.read_to = stat.size;
                 }
                 self.files.insert(key.clone(), st);
-                self.dirty = true;
+                if skip_existing {
+                    self.touch(&key);
+                }
             }
             if let Some(st) = self.files.get_mut(&key)
                 && st.refresh(path, stat, &mut notes)
             {
-                self.dirty = true;
+                self.touch(&key);
             }
         }
         // Forget files that are gone and have nothing in flight.
-        let before = self.files.len();
-        self.files.retain(|_, s| s.seen || !s.idle());
-        if self.files.len() != before {
-            self.dirty = true;
-        }
+        let gone: Vec<Arc<PathBuf>> = self
+            .files
+            .iter()
+            .filter(|(_, s)| !s.seen && s.idle())
+            .map(|(p, _)| p.clone())
+            .collect();
+        gone.iter().for_each(|p| self.forget(p));
         notes
     }
 
@@ -293,8 +398,12 @@ impl Tracker {
                 continue;
             }
             if let Some(old) = by_id.remove(&(stat.dev, stat.ino))
-                && let Some(st) = self.files.remove(&old)
+                && let Some(mut st) = self.files.remove(&old)
             {
+                if st.persisted {
+                    self.removed.push(old.clone());
+                    st.persisted = false;
+                }
                 notes.push(format!(
                     "{} was renamed to {}; continuing at byte {}",
                     old.display(),
@@ -305,8 +414,8 @@ impl Tracker {
                 let new = Arc::new(path.clone());
                 self.renamed.retain(|_, to| *to != old);
                 self.renamed.insert(old, new.clone());
-                self.files.insert(new, st);
-                self.dirty = true;
+                self.files.insert(new.clone(), st);
+                self.touch(&new);
             }
         }
     }
@@ -355,6 +464,7 @@ impl Tracker {
                 path: p.clone(),
                 generation: s.generation,
                 start: s.read_to,
+                skip: s.saved.records,
                 head: s.saved.head,
                 mode: s.saved.mode,
                 settle,
@@ -406,6 +516,7 @@ impl Tracker {
         };
         s.reading = false;
         self.dirty = true;
+        self.touched.insert(key.clone());
         match end {
             ReadEnd::Done {
                 mode,
@@ -461,7 +572,7 @@ impl Tracker {
                 }
             }
             ReadEnd::Vanished => {
-                self.files.remove(&key);
+                self.forget(&key);
                 Note::None
             }
             ReadEnd::Replaced => {
@@ -484,21 +595,11 @@ impl Tracker {
         };
         s.open_units -= 1;
         self.dirty = true;
+        self.touched.insert(key.clone());
         if delivered {
             self.totals.units_committed += 1;
             s.attempts = 0;
-            match s.saved.mode {
-                Some(Mode::Tail) => {
-                    s.completed.insert(meta.start, meta.end);
-                    while let Some(end) = s.completed.remove(&s.saved.committed) {
-                        s.saved.committed = end;
-                    }
-                }
-                _ => {
-                    s.saved.committed = meta.end;
-                    s.saved.done = true;
-                }
-            }
+            s.delivered(meta);
         } else {
             self.totals.units_failed += 1;
             s.failed = true;
@@ -568,8 +669,19 @@ mod tests {
         UnitMeta {
             path: job.path.clone(),
             generation: job.generation,
+            mode: Mode::Tail,
             start,
             end,
+            last: None,
+        }
+    }
+
+    /// A whole file's unit of records `start..end`; `last`: the file's size if it is the last.
+    fn part(job: &ReadJob, start: u64, end: u64, last: Option<u64>) -> UnitMeta {
+        UnitMeta {
+            mode: Mode::Whole,
+            last,
+            ..meta(job, start, end)
         }
     }
 
@@ -644,7 +756,7 @@ mod tests {
         let jobs = t.ready(now, 8, None);
         assert_eq!(jobs.len(), 2);
         t.reader_done(&jobs[0], &done(Mode::Whole, stat(1, 50), 50, 1), now);
-        t.unit_done(&meta(&jobs[0], 0, 50), true, now);
+        t.unit_done(&part(&jobs[0], 0, 1, Some(50)), true, now);
         let bad = ReadEnd::Done {
             mode: Mode::Whole,
             stat: stat(2, 60),
@@ -658,7 +770,7 @@ mod tests {
         };
         assert_eq!(t.reader_done(&jobs[1], &bad, now), Note::None);
         assert_eq!(
-            t.unit_done(&meta(&jobs[1], 0, 60), true, now),
+            t.unit_done(&part(&jobs[1], 0, 3, Some(60)), true, now),
             Note::Bad {
                 reason: "truncated".into()
             }
@@ -671,6 +783,40 @@ mod tests {
         let jobs = t.ready(now, 8, None);
         assert_eq!(jobs.len(), 1);
         assert_eq!(*jobs[0].path, b);
+    }
+
+    #[test]
+    fn a_whole_file_commits_its_delivered_records_and_a_restart_skips_them() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        let now = Instant::now();
+        let p = PathBuf::from("/x/a.json.gz");
+        let key = p.display().to_string();
+        t.observe(&[(p.clone(), stat(1, 900))], false);
+        let j = t.ready(now, 8, None)[0].clone();
+        assert_eq!(j.skip, 0);
+        // Three units of 100 records; the second is delivered first.
+        t.unit_done(&part(&j, 100, 200, None), true, now);
+        assert!(t.delta().is_empty(), "nothing contiguous yet");
+        t.unit_done(&part(&j, 0, 100, None), true, now);
+        let d = t.delta();
+        assert_eq!(d.len(), 1);
+        let saved = d[0].1.clone().unwrap();
+        assert_eq!((saved.records, saved.done), (200, false));
+        // A restart with that state reads the file again, skipping 200 records.
+        let mut r = Tracker::new([(key.clone(), saved)].into(), false);
+        r.observe(&[(p.clone(), stat(1, 900))], false);
+        let j2 = r.ready(now, 8, None)[0].clone();
+        assert_eq!((j2.start, j2.skip), (0, 200));
+        r.reader_done(&j2, &done(Mode::Whole, stat(1, 900), 900, 1), now);
+        r.unit_done(&part(&j2, 200, 300, Some(900)), true, now);
+        let d = r.delta();
+        let saved = d[0].1.clone().unwrap();
+        assert_eq!((saved.committed, saved.records, saved.done), (900, 0, true));
+        assert!(r.ready(now, 8, None).is_empty());
+        // The file goes: its entry is removed from the checkpoint.
+        r.observe(&[], false);
+        assert_eq!(r.delta(), vec![(key, None)]);
+        assert!(r.delta().is_empty());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub mod journal;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
