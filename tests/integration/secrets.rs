@@ -127,3 +127,61 @@ async fn secrets_never_reach_a_log_when_the_endpoint_answers_errors() {
             .unwrap();
     }
 }
+
+/// A daemon with every network sink failing at once, its API on: neither `/metrics` nor
+/// `/ready` (which names failing sinks) nor any log line holds a planted secret.
+#[test]
+fn secrets_never_reach_metrics_or_ready() {
+    let d = tempfile::tempdir().unwrap();
+    let trail = d.path().join("trail");
+    corpus::write_documents(&trail, 2, 50, 41, usize::MAX);
+    let port = free_port();
+    let mut p = Pipeline::new(d.path())
+        .set("shutdown_timeout", "2s")
+        .section(
+            "api",
+            keys! { "address" => format!("127.0.0.1:{port}"), "stuck_after" => "1s" },
+        )
+        .file_source("trail", &trail);
+    for (kind, keys) in sinks(&format!("http://127.0.0.1:{}", free_port())) {
+        p = p.sink(kind, kind, &["trail"], keys);
+    }
+    let cfg = p.write();
+    let log = d.path().join("daemon.log");
+    let mut c = daemon_cmd(&cfg);
+    c.env("AWS_ACCESS_KEY_ID", "AKIDPLANTED")
+        .env("AWS_SECRET_ACCESS_KEY", "AwsSecret6")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = c.spawn().unwrap();
+    wait_until(60, "the API and a failed send", || {
+        http(port, "GET", "/health").is_some()
+            && std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("will retry")
+    });
+    // Past `stuck_after`, so that /ready names the failing sinks.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, metrics) = http(port, "GET", "/metrics").expect("/metrics answers");
+    let (status, ready) = http(port, "GET", "/ready").expect("/ready answers");
+    signal(&child, libc::SIGTERM);
+    wait_exit(&mut child, 30);
+    assert!(
+        metrics.contains("trailship_sink_retries_total"),
+        "the sinks failed and retried:\n{metrics}"
+    );
+    assert_eq!(status, 503, "failing sinks make /ready fail: {ready}");
+    let printed = std::fs::read_to_string(&log).unwrap();
+    for (what, text) in [
+        ("/metrics", &metrics),
+        ("/ready", &ready),
+        ("the log", &printed),
+    ] {
+        for line in text.lines() {
+            for s in SECRETS {
+                assert!(!line.contains(s), "{what} holds {s}:\n{line}");
+            }
+        }
+    }
+}
