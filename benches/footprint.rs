@@ -11,18 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::measure::rss_mib;
 use common::{Pipeline, corpus, keys};
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// CPU seconds (user + system) the process has used.
 fn cpu_secs(pid: u32) -> f64 {
@@ -113,7 +103,7 @@ fn main() {
     let src = root.join("corpus");
     let (ids, _) = corpus::write_corpus(&src, 800, 250, 7);
     let files: Vec<PathBuf> = {
-        let mut f: Vec<PathBuf> = walk(&src);
+        let mut f: Vec<PathBuf> = common::files_under(&src);
         f.sort();
         f
     };
@@ -177,17 +167,4 @@ fn main() {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
     let _ = p.wait();
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -17,22 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::http_server::{Reply, Served, Server};
+use common::measure::rss_mib;
 use common::switch::Switch;
 use common::{Pipeline, corpus, keys};
 
 const FILE_RECORDS: usize = 250;
 const FILES_PER_SEC: u64 = 8;
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn config(dir: &Path, trail: &Path, siem: &str, backoff: &str) -> PathBuf {
     Pipeline::new(dir)
@@ -132,8 +122,7 @@ fn main() {
     let files = (secs * FILES_PER_SEC) as usize;
     let (ids, _) = corpus::write_corpus(&root.join("corpus"), files, FILE_RECORDS, 11);
     let want: HashSet<String> = ids.into_iter().collect();
-    let mut pending: Vec<PathBuf> = walk(&root.join("corpus"));
-    pending.sort();
+    let pending: Vec<PathBuf> = common::files_under(&root.join("corpus"));
     let trail = root.join("trail");
     std::fs::create_dir_all(&trail).expect("trail dir");
     let cfg = config(&root, &trail, &switch.url, "2s");
@@ -190,17 +179,4 @@ fn main() {
         & report("siem", &got.lock().unwrap(), &want);
     drop(server);
     assert!(ok, "events were lost: see {}", log.display());
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -4,7 +4,7 @@
 //! their source once written and fsynced, and replayed from disk after a restart).
 //!
 //! `buffer = { type = "spill", max_size = "1GiB" }`: events go to the sink in memory while it
-//! keeps up; once it has not taken a batch for a second they go to a disk buffer (the same
+//! keeps up; once it has not taken a batch for 200 ms they go to a disk buffer (the same
 //! segments as `disk`) until it has caught up, so a sink that is down or slow never holds up
 //! the other sinks of its sources. When the spill is full its sources wait, and say so.
 //!

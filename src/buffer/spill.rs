@@ -22,7 +22,7 @@ use crate::core::Batch;
 use crate::telemetry;
 
 /// How long the driver may leave a batch waiting before the sink spills.
-const SPILL_AFTER: Duration = Duration::from_secs(1);
+const SPILL_AFTER: Duration = Duration::from_millis(200);
 
 pub fn spawn(
     rx: mpsc::Receiver<Batch>,

@@ -173,3 +173,26 @@ impl Drop for Server {
         self.task.abort();
     }
 }
+
+/// A receiver that records every eventID it is sent (NDJSON bodies).
+pub async fn collector() -> (Server, Arc<Mutex<Vec<String>>>) {
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let server = Server::start_unrecorded(Arc::new(move |r: &Served| {
+        let mut g = g.lock().unwrap();
+        for l in String::from_utf8_lossy(&r.body).lines() {
+            g.push(super::event_id(&serde_json::from_str(l).unwrap()));
+        }
+        Reply::json(200, serde_json::json!({"ok": true}))
+    }))
+    .await;
+    (server, got)
+}
+
+/// A collector behind a switch that is off: a SIEM that is down until `switch.set(true)`.
+pub async fn siem_down() -> (Server, Arc<Mutex<Vec<String>>>, super::switch::Switch) {
+    let (server, got) = collector().await;
+    let switch = super::switch::Switch::start(&server.url).await;
+    switch.set(false);
+    (server, got, switch)
+}

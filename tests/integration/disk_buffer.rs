@@ -3,40 +3,13 @@
 //! buffer holding the sources back.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::common::corpus;
-use crate::common::http_server::{Reply, Served, Server};
+use crate::common::http_server::{collector, siem_down};
 use crate::common::moto::Moto;
-use crate::common::switch::Switch;
 use crate::common::*;
 use crate::sqs::{messages_left, put, setup};
-
-/// A receiver that records every eventID it is sent (NDJSON bodies).
-async fn collector() -> (Server, Arc<Mutex<Vec<String>>>) {
-    let got: Arc<Mutex<Vec<String>>> = Arc::default();
-    let g = got.clone();
-    let server = Server::start_unrecorded(Arc::new(move |r: &Served| {
-        let mut g = g.lock().unwrap();
-        for l in String::from_utf8_lossy(&r.body).lines() {
-            g.push(event_id(&serde_json::from_str(l).unwrap()));
-        }
-        Reply::json(200, json!({"ok": true}))
-    }))
-    .await;
-    (server, got)
-}
-
-/// A collector behind a switch that is off: a SIEM that is down until `switch.set(true)`.
-async fn siem_down() -> (Server, Arc<Mutex<Vec<String>>>, Switch) {
-    let (server, got) = collector().await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
-    (server, got, switch)
-}
 
 fn segments_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)

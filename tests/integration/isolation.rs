@@ -2,13 +2,9 @@
 //! (the SIEM spills to disk, by default, in a pipeline of more than one sink), and gets every
 //! event once it is back; the archive gets no duplicates from its catch-up.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::common::http_server::{Reply, Served, Server};
-use crate::common::switch::Switch;
+use crate::common::http_server::siem_down;
 use crate::common::*;
 
 const FILES: usize = 40;
@@ -16,18 +12,7 @@ const RECORDS: usize = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_siem_holds_up_nothing_and_gets_everything_once_back() {
-    let got: Arc<Mutex<Vec<String>>> = Arc::default();
-    let g = got.clone();
-    let server = Server::start_unrecorded(Arc::new(move |r: &Served| {
-        let mut g = g.lock().unwrap();
-        for l in String::from_utf8_lossy(&r.body).lines() {
-            g.push(event_id(&serde_json::from_str(l).unwrap()));
-        }
-        Reply::json(200, json!({"ok": true}))
-    }))
-    .await;
-    let switch = Switch::start(&server.url).await;
-    switch.set(false);
+    let (_server, got, switch) = siem_down().await;
     let d = tempfile::tempdir().unwrap();
     let (ids, _) = corpus::write_corpus(&d.path().join("trail"), FILES, RECORDS, 61);
     let archive = d.path().join("archive.ndjson");

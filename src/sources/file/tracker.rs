@@ -598,17 +598,22 @@ impl Tracker {
         self.touched.insert(key.clone());
         if delivered {
             self.totals.units_committed += 1;
-            s.attempts = 0;
+            if !s.failed {
+                s.attempts = 0;
+            }
             s.delivered(meta);
         } else {
             self.totals.units_failed += 1;
+            // One read is one attempt, however many of its units failed.
+            if !s.failed {
+                s.attempts += 1;
+                let delay = self
+                    .retry_delay
+                    .saturating_mul(1 << s.attempts.min(10))
+                    .min(self.max_retry_delay);
+                s.retry_at = Some(now + delay);
+            }
             s.failed = true;
-            s.attempts += 1;
-            let delay = self
-                .retry_delay
-                .saturating_mul(1 << s.attempts.min(10))
-                .min(self.max_retry_delay);
-            s.retry_at = Some(now + delay);
             // Not committed: a bad-input verdict waits for a delivered read.
             s.pending_bad = None;
         }
@@ -817,6 +822,28 @@ mod tests {
         r.observe(&[], false);
         assert_eq!(r.delta(), vec![(key, None)]);
         assert!(r.delta().is_empty());
+    }
+
+    #[test]
+    fn a_read_whose_units_fail_is_one_attempt_however_many_failed() {
+        let mut t = Tracker::new(BTreeMap::new(), false);
+        t.retry_delay = Duration::from_secs(1);
+        let now = Instant::now();
+        let p = PathBuf::from("/x/a.json.gz");
+        t.observe(&[(p.clone(), stat(1, 900))], false);
+        let j = t.ready(now, 8, None)[0].clone();
+        t.reader_done(&j, &done(Mode::Whole, stat(1, 900), 900, 5), now);
+        for k in 0..4 {
+            t.unit_done(&part(&j, k * 100, (k + 1) * 100, None), false, now);
+        }
+        // A unit of the same read delivered after them does not reset the backoff either.
+        t.unit_done(&part(&j, 400, 500, Some(900)), true, now);
+        // First attempt: 1 s doubled once, not four times.
+        assert!(
+            t.ready(now + Duration::from_millis(1900), 8, None)
+                .is_empty()
+        );
+        assert_eq!(t.ready(now + Duration::from_millis(2100), 8, None).len(), 1);
     }
 
     #[test]
