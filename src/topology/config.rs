@@ -132,6 +132,16 @@ fn sink_spec(w: Written, kind: &str, mut table: toml::Table) -> Result<SinkSpec,
     })
 }
 
+/// More than one sink: each without a `buffer` spills to disk when it falls behind, instead of
+/// holding up the sources, and with them the other sinks.
+fn default_spills(sinks: &mut BTreeMap<String, SinkSpec>) {
+    if sinks.len() > 1 {
+        for s in sinks.values_mut() {
+            s.buffer.get_or_insert(crate::buffer::DEFAULT_SPILL);
+        }
+    }
+}
+
 struct Loader<'a> {
     text: &'a str,
     errors: Vec<ConfigError>,
@@ -330,13 +340,7 @@ impl Config {
             })
         });
         cfg.sinks = l.section("sinks", raw.sinks, true, sink_spec);
-        // More than one sink: one that falls behind spills to disk instead of holding up the
-        // sources, and with them the other sinks.
-        if cfg.sinks.len() > 1 {
-            for s in cfg.sinks.values_mut() {
-                s.buffer.get_or_insert(crate::buffer::DEFAULT_SPILL);
-            }
-        }
+        default_spills(&mut cfg.sinks);
         // Compile what can be compiled, without starting anything.
         let checks = (cfg
             .sources

@@ -508,6 +508,27 @@ mod tests {
     }
 
     #[test]
+    fn a_second_sink_gives_the_first_its_default_spill_and_rebuilds_it() {
+        use crate::buffer::{BufferConfig, DEFAULT_SPILL};
+        let one = cfg("");
+        assert_eq!(
+            one.sinks["out"].buffer, None,
+            "one sink: back-pressure, no spill"
+        );
+        let more = "[sinks.w]\ntype = \"console\"\ninputs = [\"trail\"]\nbuffer = { type = \"memory\", max_events = 10 }\n";
+        let two = cfg(more);
+        assert_eq!(two.sinks["out"].buffer, Some(DEFAULT_SPILL));
+        assert_eq!(
+            two.sinks["w"].buffer,
+            Some(BufferConfig::Memory { max_events: 10 }),
+            "a buffer written stays"
+        );
+        let p = plan(&one, &two, true).unwrap();
+        assert_eq!(p.changes.changed, vec!["sink out"]);
+        assert_eq!(p.changes.added, vec!["sink w"]);
+    }
+
+    #[test]
     fn a_new_data_dir_is_refused_while_running_but_not_at_start() {
         let moved = cfg("");
         let mut old = cfg("");

@@ -345,6 +345,22 @@ impl Loop {
         }
     }
 
+    /// Group commit: a resolved unit and those resolved meanwhile are committed together, now
+    /// (a failing checkpoint is retried on the interval instead).
+    async fn commit(
+        &mut self,
+        d: UnitDone<UnitMeta>,
+        rx: &mut mpsc::UnboundedReceiver<UnitDone<UnitMeta>>,
+    ) {
+        self.unit_done(d);
+        while let Ok(d) = rx.try_recv() {
+            self.unit_done(d);
+        }
+        if !self.save_failing {
+            self.save(false).await;
+        }
+    }
+
     fn unit_done(&mut self, d: UnitDone<UnitMeta>) {
         if !d.delivered {
             tracing::warn!(source = %self.name, file = %d.meta.path.display(), part = ?(d.meta.start..d.meta.end), unit = ?d.meta.mode, "events of this file were not all delivered; not committed, it will be read again");
@@ -431,16 +447,7 @@ async fn run(
                     lp.reader_done(&job, &end);
                 }
             }
-            Some(d) = unit_rx.recv() => {
-                // Group commit: what was delivered meanwhile is committed together, now.
-                lp.unit_done(d);
-                while let Ok(d) = unit_rx.try_recv() {
-                    lp.unit_done(d);
-                }
-                if !lp.save_failing {
-                    lp.save(false).await;
-                }
-            }
+            Some(d) = unit_rx.recv() => lp.commit(d, &mut unit_rx).await,
             _ = poll.tick() => lp.rescan(&matcher, false).await,
             // Let a burst of filesystem events settle into one rescan (without holding up
             // the commits meanwhile).

@@ -223,23 +223,46 @@ fn open_scan(job: &ReadJob, env: &ReaderEnv, mut f: File) -> io::Result<Result<O
     }))
 }
 
-/// Stream the records as events, cut into units of `unit_events` at record boundaries: byte
-/// ranges of a tailed file, record ranges of a whole one (whose first `job.skip` records are
-/// skipped: they were delivered before).
-fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
-    let Opened {
-        mut scanner,
-        mode,
-        stat,
-        head,
-        start,
-    } = o;
-    let mut em = Emitter::new(
-        env.source.clone(),
-        env.out.clone(),
-        job.path.display().to_string(),
-    );
-    let new_unit = |start: u64| {
+/// The units of one read as they are cut: the current one, and where the next cut falls.
+struct Cutter<'a> {
+    job: &'a ReadJob,
+    env: &'a ReaderEnv,
+    mode: Mode,
+    /// Records at the start of a whole file that were delivered before (not sent again).
+    skip: u64,
+    em: Emitter,
+    unit: UnitHandle<UnitMeta>,
+    units: u64,
+    in_unit: usize,
+    /// Records seen so far, skipped ones included.
+    records: u64,
+}
+
+impl<'a> Cutter<'a> {
+    fn new(job: &'a ReadJob, env: &'a ReaderEnv, mode: Mode, start: u64) -> Self {
+        let skip = if mode == Mode::Whole { job.skip } else { 0 };
+        let em = Emitter::new(
+            env.source.clone(),
+            env.out.clone(),
+            job.path.display().to_string(),
+        );
+        // Units start and end at a byte offset (tail) or a record number (whole).
+        let first = if mode == Mode::Whole { skip } else { start };
+        let unit = Self::unit_at(job, env, mode, first);
+        Cutter {
+            job,
+            env,
+            mode,
+            skip,
+            em,
+            unit,
+            units: 1,
+            in_unit: 0,
+            records: 0,
+        }
+    }
+
+    fn unit_at(job: &ReadJob, env: &ReaderEnv, mode: Mode, start: u64) -> UnitHandle<UnitMeta> {
         UnitHandle::new(
             UnitMeta {
                 path: job.path.clone(),
@@ -251,22 +274,72 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
             },
             env.units.clone(),
         )
-    };
-    let skip = if mode == Mode::Whole { job.skip } else { 0 };
-    // Units start and end at a byte offset (tail) or a record number (whole).
-    let mut unit = new_unit(if mode == Mode::Whole { skip } else { start });
-    // End the unit at `at` (its events sent on) and start the next there.
-    let cut = |em: &mut Emitter, unit: &mut UnitHandle<UnitMeta>, at: u64| {
-        unit.update(|m| m.end = at);
-        em.flush();
-        std::mem::replace(unit, new_unit(at)).seal();
-    };
-    let (mut units, mut in_unit, mut boundary) = (1u64, 0usize, start);
-    let mut records = 0u64;
+    }
+
+    /// End the unit at `at` (its events sent on) and start the next there.
+    fn cut(&mut self, at: u64) {
+        self.unit.update(|m| m.end = at);
+        self.em.flush();
+        let next = Self::unit_at(self.job, self.env, self.mode, at);
+        std::mem::replace(&mut self.unit, next).seal();
+        self.units += 1;
+        self.in_unit = 0;
+    }
+
+    fn record(&mut self, raw: bytes::Bytes) {
+        self.records += 1;
+        if self.records <= self.skip {
+            return;
+        }
+        // A document has no boundaries between its records: cut before the next one.
+        if self.mode == Mode::Whole && self.in_unit >= self.env.unit_events {
+            self.cut(self.records - 1);
+        }
+        self.em.record(raw, &self.unit);
+        self.in_unit += 1;
+    }
+
+    fn boundary(&mut self, off: u64) {
+        if self.mode == Mode::Tail && self.in_unit >= self.env.unit_events {
+            self.cut(off);
+        }
+    }
+
+    /// Seal the last unit, ending at `end` (a whole file's last unit carries its size).
+    fn finish(mut self, end: u64) -> (u64, u64, u64) {
+        let (mode, records, skip) = (self.mode, self.records, self.skip);
+        self.unit.update(|m| {
+            if mode == Mode::Whole {
+                m.end = records.max(skip);
+                m.last = Some(end);
+            } else {
+                m.end = end;
+            }
+        });
+        let skipped = self.em.finish();
+        self.unit.seal();
+        (self.units, self.em.events, skipped)
+    }
+}
+
+/// Stream the records as events, cut into units of `unit_events` at record boundaries: byte
+/// ranges of a tailed file, record ranges of a whole one (whose first `job.skip` records are
+/// skipped: they were delivered before).
+fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
+    let Opened {
+        mut scanner,
+        mode,
+        stat,
+        head,
+        start,
+    } = o;
+    let mut c = Cutter::new(job, env, mode, start);
+    let mut boundary = start;
     let mut incomplete = false;
     let mut error = None;
     loop {
         if env.cancel.load(Ordering::Relaxed) {
+            let Cutter { em, unit, .. } = c;
             drop(em);
             unit.abandon();
             return ReadEnd::Cancelled;
@@ -277,31 +350,14 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
                 boundary = scanner.offset();
                 break;
             }
-            Ok(Some(Item::Record(raw))) => {
-                records += 1;
-                if records <= skip {
-                    continue;
-                }
-                // A document has no boundaries between its records: cut before the next one.
-                if mode == Mode::Whole && in_unit >= env.unit_events {
-                    cut(&mut em, &mut unit, records - 1);
-                    units += 1;
-                    in_unit = 0;
-                }
-                em.record(raw, &unit);
-                in_unit += 1;
-            }
+            Ok(Some(Item::Record(raw))) => c.record(raw),
             // Already reported when the records around it were delivered.
-            Ok(Some(Item::Skipped { .. })) if records < skip => {}
-            Ok(Some(Item::Skipped { reason, detail })) => em.skip(reason, detail),
-            Ok(Some(Item::Digest)) => em.digest(),
+            Ok(Some(Item::Skipped { .. })) if c.records < c.skip => {}
+            Ok(Some(Item::Skipped { reason, detail })) => c.em.skip(reason, detail),
+            Ok(Some(Item::Digest)) => c.em.digest(),
             Ok(Some(Item::Boundary(off))) => {
                 boundary = off;
-                if mode == Mode::Tail && in_unit >= env.unit_events {
-                    cut(&mut em, &mut unit, off);
-                    units += 1;
-                    in_unit = 0;
-                }
+                c.boundary(off);
             }
             Err(ScanError::Incomplete { .. }) if mode == Mode::Tail => {
                 incomplete = true;
@@ -319,23 +375,14 @@ fn cut_units(job: &ReadJob, env: &ReaderEnv, o: Opened) -> ReadEnd {
     } else {
         boundary
     };
-    unit.update(|m| {
-        if mode == Mode::Whole {
-            m.end = records.max(skip);
-            m.last = Some(end);
-        } else {
-            m.end = end;
-        }
-    });
-    let skipped = em.finish();
-    unit.seal();
+    let (units, events, skipped) = c.finish(end);
     ReadEnd::Done {
         mode,
         stat,
         head,
         end,
         units,
-        events: em.events,
+        events,
         skipped,
         incomplete,
         error,
