@@ -89,7 +89,10 @@ impl Journal {
         };
         if generation > 0 {
             let map = files.get_or_insert_with(BTreeMap::new);
-            j.lines = replay(&j.journal_path(generation), map)?;
+            let (lines, torn) = replay(&j.journal_path(generation), map)?;
+            j.lines = lines;
+            // Lines appended after a torn one would never be read: start a new journal.
+            j.broken = torn;
         }
         j.entries = files.as_ref().map_or(0, |m| m.len() as u64);
         Ok((j, files))
@@ -180,12 +183,15 @@ impl Journal {
     }
 }
 
-/// Apply a journal's lines to `map`; returns how many there were. A line that does not parse
-/// ends the replay (a crash cut the last append).
-fn replay<V: DeserializeOwned>(path: &Path, map: &mut BTreeMap<String, V>) -> io::Result<u64> {
+/// Apply a journal's lines to `map`; returns how many there were, and whether it ended in a
+/// line that does not parse (a crash cut the last append), which ends the replay.
+fn replay<V: DeserializeOwned>(
+    path: &Path,
+    map: &mut BTreeMap<String, V>,
+) -> io::Result<(u64, bool)> {
     let f = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, false)),
         Err(e) => {
             return Err(io::Error::new(
                 e.kind(),
@@ -199,7 +205,7 @@ fn replay<V: DeserializeOwned>(path: &Path, map: &mut BTreeMap<String, V>) -> io
             line.map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?;
         let Ok(l) = serde_json::from_slice::<Line<V>>(&line) else {
             tracing::warn!(journal = %path.display(), line = n + 1, "checkpoint journal ends in a torn line (a crash during a commit): the entries before it are used");
-            break;
+            return Ok((n, true));
         };
         match l.s {
             Some(v) => map.insert(l.p, v),
@@ -207,7 +213,7 @@ fn replay<V: DeserializeOwned>(path: &Path, map: &mut BTreeMap<String, V>) -> io
         };
         n += 1;
     }
-    Ok(n)
+    Ok((n, false))
 }
 
 #[cfg(test)]
@@ -241,7 +247,8 @@ mod tests {
         f.write_all(b"{\"p\":\"c\",\"s\":").unwrap();
         let (mut j, loaded) = Journal::open::<u32>(d.path(), "src").unwrap();
         assert_eq!(loaded.as_ref().unwrap(), &state);
-        // Compaction: a new base and journal, the old journal gone.
+        // Nothing is appended after the torn line: the next commit starts a new journal.
+        assert!(j.wants_base(1));
         j.commit(&[], Some(&state)).unwrap();
         assert!(!journal.exists());
         assert!(d.path().join("checkpoints/src.2.journal").exists());
