@@ -130,6 +130,7 @@ fn main() {
     let mut p = start(&cfg, &log);
     let t0 = Instant::now();
     let (mut reloaded, mut killed, mut rss_early) = (false, false, 0.0);
+    let mut sampled = 0;
     for (i, f) in pending.iter().enumerate() {
         let at = t0 + Duration::from_millis(1000 * i as u64 / FILES_PER_SEC);
         if let Some(d) = at.checked_duration_since(Instant::now()) {
@@ -138,6 +139,10 @@ fn main() {
         let el = t0.elapsed().as_secs();
         // Down for the first 30 s of every minute.
         switch.set(el % 60 >= 30);
+        if el >= sampled {
+            sampled = el + 30;
+            println!("{el} s: RSS {:.1} MiB", rss_mib(p.id()));
+        }
         if rss_early == 0.0 && el >= secs / 5 {
             rss_early = rss_mib(p.id());
         }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub taken: AtomicU64,
     /// The reader has read everything written so far (the writer clears it on each commit).
     pub caught_up: AtomicBool,
+    /// Spilled records of rereadable files are named (run records), not copied.
+    pub reread: bool,
     /// Where the writer says it is full and waiting (`/ready`).
     pub health: Arc<crate::core::run::Health>,
     /// Held for the life of the buffer: one process per buffer directory.
@@ -87,6 +89,7 @@ fn open(
             segment_size: segment_size(max_size),
             taken: AtomicU64::new(0),
             caught_up: AtomicBool::new(used == 0),
+            reread: false,
             health,
             _lock: lock,
         },
@@ -101,20 +104,23 @@ pub fn spawn(
     at: Attach<'_>,
 ) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), BufferError> {
     let (out_tx, out_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
-    let (_, tasks) = spawn_into(rx, max_size, when_full, at, out_tx)?;
+    let (_, tasks) = spawn_into(rx, max_size, when_full, false, at, out_tx)?;
     Ok((out_rx, tasks))
 }
 
-/// A disk buffer whose reader replays into `out` (which others may send to as well).
+/// A disk buffer whose reader replays into `out` (which others may send to as well);
+/// `reread`: records of rereadable files are named, not copied (a spill).
 pub fn spawn_into(
     rx: mpsc::Receiver<Batch>,
     max_size: u64,
     when_full: WhenFull,
+    reread: bool,
     at: Attach<'_>,
     out_tx: mpsc::Sender<Batch>,
 ) -> Result<(Arc<Shared>, Vec<JoinHandle<()>>), BufferError> {
     let dir = at.data_dir.join("buffers").join(&*at.sink);
-    let (shared, ids) = open(&dir, &at.sink, max_size, at.health.clone())?;
+    let (mut shared, ids) = open(&dir, &at.sink, max_size, at.health.clone())?;
+    shared.reread = reread;
     let shared = Arc::new(shared);
     let labels = [("sink", &*at.sink)];
     crate::telemetry::gauge("buffer_max_bytes", &labels, max_size as f64);

@@ -50,6 +50,12 @@ pub enum BufferError {
         offset: u64,
         end: u64,
     },
+    /// A file a run record names could not be read (retried in a second).
+    #[error("cannot read {} again for the records the spill named: {source}", file.display())]
+    Reread {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("buffer read task: {0}")]
     ReadTask(String),
 }

@@ -60,6 +60,7 @@ mod tests {
             source: "s".into(),
             location: "l".into(),
             trace: Default::default(),
+            reread: None,
         });
         (0..n)
             .map(|_| {
@@ -67,6 +68,7 @@ mod tests {
                     EventData {
                         raw: bytes::Bytes::from_static(b"{}"),
                         header: Default::default(),
+                        record: None,
                         origin: origin.clone(),
                     },
                     AckToken::none(),

@@ -15,6 +15,7 @@ mod disk;
 mod error;
 mod memory;
 mod reader;
+mod reread;
 pub mod segment;
 mod spill;
 
@@ -36,7 +37,10 @@ use crate::core::Batch;
 pub const MIN_DISK_SIZE: u64 = 8 << 20;
 
 /// The spill of a sink without a `buffer` key in a pipeline of more than one sink.
-pub const DEFAULT_SPILL: BufferConfig = BufferConfig::Spill { max_size: 1 << 30 };
+pub const DEFAULT_SPILL: BufferConfig = BufferConfig::Spill {
+    max_size: 1 << 30,
+    reread: true,
+};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -53,7 +57,15 @@ pub enum BufferConfig {
     Spill {
         #[serde(deserialize_with = "units::size")]
         max_size: u64,
+        /// Records of whole files (trail files) are named in the spill and read again from
+        /// the file when the sink catches up, instead of being copied (`false`: copied).
+        #[serde(default = "yes")]
+        reread: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -87,7 +99,7 @@ impl BufferConfig {
                 &["buffer", "max_events"],
                 "must be at least 1",
             )),
-            BufferConfig::Disk { max_size, .. } | BufferConfig::Spill { max_size }
+            BufferConfig::Disk { max_size, .. } | BufferConfig::Spill { max_size, .. }
                 if *max_size < MIN_DISK_SIZE =>
             {
                 Err(FieldError::new(
@@ -133,7 +145,7 @@ pub fn attach(
             max_size,
             when_full,
         }) => disk::spawn(rx, *max_size, *when_full, at),
-        Some(BufferConfig::Spill { max_size }) => spill::spawn(rx, *max_size, at),
+        Some(BufferConfig::Spill { max_size, reread }) => spill::spawn(rx, *max_size, *reread, at),
     }
 }
 
@@ -168,7 +180,17 @@ mod tests {
         assert!(e.message.contains("unknown field"), "{}", e.message);
         assert_eq!(
             take(r#"buffer = { type = "spill", max_size = "64MiB" }"#).unwrap(),
-            Some(BufferConfig::Spill { max_size: 64 << 20 })
+            Some(BufferConfig::Spill {
+                max_size: 64 << 20,
+                reread: true
+            })
+        );
+        assert_eq!(
+            take(r#"buffer = { type = "spill", max_size = "64MiB", reread = false }"#).unwrap(),
+            Some(BufferConfig::Spill {
+                max_size: 64 << 20,
+                reread: false
+            })
         );
         assert!(take(r#"buffer = { type = "spill", max_size = "1MiB" }"#).is_err());
         assert!(take(r#"buffer = { type = "tape" }"#).is_err());

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::BufferError;
 use super::disk::{Frontier, Shared};
+use super::reread::{Lost, Rereader};
 use super::segment::{self, Item};
 use crate::checkpoint::CheckpointStore;
 use crate::core::Batch;
@@ -90,6 +91,8 @@ pub struct Reader {
     done_rx: mpsc::UnboundedReceiver<UnitDone<u64>>,
     saved: Option<Pos>,
     last_save: Instant,
+    /// The file the last run record was read from, kept open (see `reread`).
+    rereader: Option<Rereader>,
 }
 
 /// One read of a segment range.
@@ -97,6 +100,8 @@ struct Chunked {
     window: Bytes,
     items: Vec<Item>,
     used: u64,
+    /// The records of its run records, read again, in their order.
+    runs: Vec<Result<Vec<Bytes>, Lost>>,
 }
 
 impl Reader {
@@ -145,6 +150,7 @@ impl Reader {
             done_rx,
             saved,
             last_save: Instant::now(),
+            rereader: Some(Rereader::default()),
         };
         r.track(cursor.segment);
         r.delete_before(cursor.segment);
@@ -324,8 +330,8 @@ impl Reader {
                 return Ok(None);
             };
             let (start, end) = (c.start, c.end);
-            let read = read_range(&self.shared.dir, start, end, usize::MAX).await?;
-            let batch = self.events(id, &read, start.segment);
+            let read = self.read(start, end, usize::MAX).await?;
+            let batch = self.events(id, read, start.segment);
             if let Some(c) = self.chunks.get_mut(&id) {
                 c.state = State::Sent;
             }
@@ -364,7 +370,7 @@ impl Reader {
                 self.track(next);
                 continue;
             }
-            let read = read_range(&self.shared.dir, self.cursor, limit, self.chunk_events).await?;
+            let read = self.read(self.cursor, limit, self.chunk_events).await?;
             if read.used == 0 {
                 return Err(BufferError::Short {
                     path: segment::path(&self.shared.dir, segment),
@@ -376,7 +382,7 @@ impl Reader {
             self.cursor.offset += read.used;
             let id = self.next_id;
             self.next_id += 1;
-            let batch = self.events(id, &read, segment);
+            let batch = self.events(id, read, segment);
             if batch.is_empty() {
                 continue;
             }
@@ -394,51 +400,104 @@ impl Reader {
         }
     }
 
-    /// The events of a read, as one unit; damaged bytes are reported.
-    fn events(&self, id: u64, read: &Chunked, segment: u64) -> Batch {
+    /// Read a range of a segment (and the records its run records name) on a blocking thread.
+    async fn read(&mut self, start: Pos, limit: u64, max: usize) -> Result<Chunked, BufferError> {
+        let dir = self.shared.dir.clone();
+        let mut rr = self.rereader.take().unwrap_or_default();
+        let (rr, read) = tokio::task::spawn_blocking(move || {
+            let read = read_range_blocking(&dir, start, limit, max, &mut rr);
+            (rr, read)
+        })
+        .await
+        .map_err(|e| BufferError::ReadTask(e.to_string()))?;
+        self.rereader = Some(rr);
+        read
+    }
+
+    /// The events of a read, as one unit; damaged bytes and lost runs are reported.
+    fn events(&self, id: u64, read: Chunked, segment: u64) -> Batch {
         let unit = UnitHandle::new(id, self.done_tx.clone());
         let mut out = Vec::with_capacity(read.items.len());
         let mut origins: HashMap<(&[u8], &[u8]), Arc<Origin>> = HashMap::new();
+        let mut runs = read.runs.into_iter();
         for item in &read.items {
-            match item {
-                Item::Record { offset, payload } => {
-                    let p = &read.window[payload.clone()];
-                    let Some(parts) = segment::parts(p) else {
-                        self.damaged(segment, *offset, payload.len() as u64, "record layout");
-                        continue;
-                    };
-                    let raw = read
-                        .window
-                        .slice(payload.start + parts.raw.start..payload.end);
-                    let Ok(header) = parse_header(&raw) else {
-                        self.damaged(segment, *offset, payload.len() as u64, "not a JSON record");
-                        continue;
-                    };
-                    let key = (&p[parts.source.clone()], &p[parts.location.clone()]);
-                    let origin = origins
-                        .entry(key)
-                        .or_insert_with(|| {
-                            Arc::new(Origin {
-                                source: String::from_utf8_lossy(key.0).into(),
-                                location: String::from_utf8_lossy(key.1).into_owned(),
-                                trace: Default::default(),
-                            })
-                        })
-                        .clone();
-                    out.push(Event::new(
-                        EventData {
-                            raw,
-                            header,
-                            origin,
-                        },
-                        unit.token(),
-                    ));
+            let (offset, payload, run) = match item {
+                Item::Record {
+                    offset,
+                    payload,
+                    run,
+                } => (*offset, payload, *run),
+                Item::Damaged { offset, len } => {
+                    self.damaged(segment, *offset, *len, "checksum");
+                    continue;
                 }
-                Item::Damaged { offset, len } => self.damaged(segment, *offset, *len, "checksum"),
+            };
+            let p = &read.window[payload.clone()];
+            let Some(parts) = segment::parts(p) else {
+                self.damaged(segment, offset, payload.len() as u64, "record layout");
+                continue;
+            };
+            let key = (&p[parts.source.clone()], &p[parts.location.clone()]);
+            let origin = origins
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(Origin {
+                        source: String::from_utf8_lossy(key.0).into(),
+                        location: String::from_utf8_lossy(key.1).into_owned(),
+                        trace: Default::default(),
+                        reread: None,
+                    })
+                })
+                .clone();
+            let raws = if run {
+                if segment::Run::from_bytes(&p[parts.raw.clone()]).is_none() {
+                    self.damaged(segment, offset, payload.len() as u64, "run layout");
+                    continue;
+                }
+                match runs.next() {
+                    Some(Ok(raws)) => raws,
+                    Some(Err(lost)) => {
+                        self.lost_run(&origin.location, &p[parts.raw.clone()], &lost);
+                        continue;
+                    }
+                    None => continue,
+                }
+            } else {
+                vec![
+                    read.window
+                        .slice(payload.start + parts.raw.start..payload.end),
+                ]
+            };
+            for raw in raws {
+                let Ok(header) = parse_header(&raw) else {
+                    self.damaged(segment, offset, payload.len() as u64, "not a JSON record");
+                    continue;
+                };
+                let data = EventData {
+                    raw,
+                    header,
+                    record: None,
+                    origin: origin.clone(),
+                };
+                out.push(Event::new(data, unit.token()));
             }
         }
         unit.seal();
         out
+    }
+
+    fn lost_run(&self, file: &str, run: &[u8], lost: &Lost) {
+        let Some(run) = segment::Run::from_bytes(run) else {
+            return;
+        };
+        let (first, count) = (run.first, run.count);
+        tracing::error!(sink = %self.shared.sink, file, first_record = first, records = count, reason = %lost, "records the spill named cannot be read again from their file: they are lost for this sink (the other sinks had them; do not delete or rewrite trail files a lagging sink still needs, or set `reread = false` on its spill)");
+        telemetry::add(
+            "buffer_reread_lost_events_total",
+            &[("sink", &self.shared.sink)],
+            u64::from(count),
+        );
+        self.outcome.damaged_region();
     }
 
     fn damaged(&self, segment: u64, offset: u64, len: u64, what: &str) {
@@ -457,25 +516,15 @@ impl Reader {
     }
 }
 
-/// Read records of `segment` from `start` up to `limit` (at most `max_items` of them). `limit`
-/// is the end of a complete segment or the writer's durable length: whole records end there.
-async fn read_range(
-    dir: &Path,
-    start: Pos,
-    limit: u64,
-    max_items: usize,
-) -> Result<Chunked, BufferError> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || read_range_blocking(&dir, start, limit, max_items))
-        .await
-        .map_err(|e| BufferError::ReadTask(e.to_string()))?
-}
-
+/// Read records of `segment` from `start` up to `limit` (at most `max_items` events, a run
+/// record counting its records). `limit` is the end of a complete segment or the writer's
+/// durable length: whole records end there.
 fn read_range_blocking(
     dir: &Path,
     start: Pos,
     limit: u64,
     max_items: usize,
+    rr: &mut Rereader,
 ) -> Result<Chunked, BufferError> {
     let path = segment::path(dir, start.segment);
     let ctx = |source: std::io::Error| BufferError::Read {
@@ -505,12 +554,71 @@ fn read_range_blocking(
         match d.need {
             Some(n) if !complete => want = n.max(want * 2).min(avail),
             _ => {
-                return Ok(Chunked {
+                let mut chunk = Chunked {
                     window: Bytes::from(buf),
                     items: d.items,
                     used: d.used as u64,
-                });
+                    runs: Vec::new(),
+                };
+                resolve_runs(&mut chunk, start.offset, max_items, rr)?;
+                return Ok(chunk);
             }
         }
     }
+}
+
+/// Cut the chunk where its events (a run record counting its records) would pass `max`
+/// (keeping at least one record), then read its run records' records again.
+fn resolve_runs(
+    chunk: &mut Chunked,
+    base: u64,
+    max: usize,
+    rr: &mut Rereader,
+) -> Result<(), BufferError> {
+    let run_at = |payload: &std::ops::Range<usize>| {
+        let p = &chunk.window[payload.clone()];
+        let parts = segment::parts(p)?;
+        let run = segment::Run::from_bytes(&p[parts.raw.clone()])?;
+        Some((
+            String::from_utf8_lossy(&p[parts.location]).into_owned(),
+            run,
+        ))
+    };
+    let mut events = 0usize;
+    let mut keep = chunk.items.len();
+    let mut runs = Vec::new();
+    for (i, item) in chunk.items.iter().enumerate() {
+        let run = match item {
+            Item::Record {
+                payload, run: true, ..
+            } => run_at(payload),
+            _ => None,
+        };
+        let n = match (item, &run) {
+            (Item::Damaged { .. }, _) => 0,
+            (_, Some((_, r))) => r.count as usize,
+            (_, None) => 1,
+        };
+        if i > 0 && events + n > max {
+            keep = i;
+            break;
+        }
+        events += n;
+        runs.extend(run);
+    }
+    if keep < chunk.items.len() {
+        let offset = match &chunk.items[keep] {
+            Item::Record { offset, .. } | Item::Damaged { offset, .. } => *offset,
+        };
+        chunk.items.truncate(keep);
+        chunk.used = offset - base;
+    }
+    for (path, run) in runs {
+        let got = rr.records(&path, run).map_err(|e| BufferError::Reread {
+            file: path.clone().into(),
+            source: e,
+        })?;
+        chunk.runs.push(got);
+    }
+    Ok(())
 }

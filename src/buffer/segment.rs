@@ -6,11 +6,16 @@
 //! checksum is wrong skips forward to the next place where a whole record checks out, and
 //! reports the bytes it skipped: a torn write or a flipped bit loses only the records it
 //! touched.
+//!
+//! A run record (`RUN_MAGIC`, then the same framing) stands for records a spill did not copy:
+//! its payload's last part is a `Run` (consecutive records of a whole file that can be read
+//! again, with the checksum of their bytes) instead of a raw record.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: [u8; 4] = *b"TSb1";
+pub const RUN_MAGIC: [u8; 4] = *b"TSr1";
 pub const HEADER: usize = 12;
 /// Larger than any CloudTrail record; a length above it is damage.
 pub const MAX_PAYLOAD: usize = 64 << 20;
@@ -18,11 +23,65 @@ pub const MAX_PAYLOAD: usize = 64 << 20;
 /// Append one record to `out`. Source and location longer than a u16 are cut (they are
 /// labels; the raw record is kept whole).
 pub fn encode(out: &mut Vec<u8>, source: &str, location: &str, raw: &[u8]) {
+    frame(out, MAGIC, source, location, raw);
+}
+
+/// Records `first..first + count` of the whole file a run record names (its location), read
+/// with `max_record`; `crc` is the CRC-32 of their bytes one after the other, `bytes` their
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub first: u32,
+    pub count: u32,
+    pub max_record: u32,
+    pub crc: u32,
+    pub bytes: u64,
+}
+
+const RUN_LEN: usize = 24;
+
+impl Run {
+    fn to_bytes(self) -> [u8; RUN_LEN] {
+        let mut b = [0u8; RUN_LEN];
+        b[0..4].copy_from_slice(&self.first.to_le_bytes());
+        b[4..8].copy_from_slice(&self.count.to_le_bytes());
+        b[8..12].copy_from_slice(&self.max_record.to_le_bytes());
+        b[12..16].copy_from_slice(&self.crc.to_le_bytes());
+        b[16..24].copy_from_slice(&self.bytes.to_le_bytes());
+        b
+    }
+    /// The run in a run record's last part. `None` only if the writer had a bug.
+    pub fn from_bytes(b: &[u8]) -> Option<Run> {
+        let b: &[u8; RUN_LEN] = b.try_into().ok()?;
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let mut long = [0u8; 8];
+        long.copy_from_slice(&b[16..24]);
+        Some(Run {
+            first: word(0),
+            count: word(4),
+            max_record: word(8),
+            crc: word(12),
+            bytes: u64::from_le_bytes(long),
+        })
+    }
+}
+
+/// Append a run record to `out`.
+pub fn encode_run(out: &mut Vec<u8>, source: &str, location: &str, run: Run) {
+    frame(out, RUN_MAGIC, source, location, &run.to_bytes());
+}
+
+/// The encoded size of a run record.
+pub fn run_len(source: &str, location: &str) -> usize {
+    HEADER + 4 + cut(source).len() + cut(location).len() + RUN_LEN
+}
+
+fn frame(out: &mut Vec<u8>, magic: [u8; 4], source: &str, location: &str, raw: &[u8]) {
     let source = cut(source);
     let location = cut(location);
     let len = 4 + source.len() + location.len() + raw.len();
     let start = out.len();
-    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&magic);
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(source.len() as u16).to_le_bytes());
@@ -70,8 +129,13 @@ pub fn parts(p: &[u8]) -> Option<Parts> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Item {
-    /// A whole record: its offset in the file and its payload's range in the window.
-    Record { offset: u64, payload: Range<usize> },
+    /// A whole record: its offset in the file and its payload's range in the window; `run`:
+    /// a run record (its last part is a `Run`).
+    Record {
+        offset: u64,
+        payload: Range<usize>,
+        run: bool,
+    },
     /// Bytes that are not a whole record (damage, or a write cut short), skipped.
     Damaged { offset: u64, len: u64 },
 }
@@ -87,7 +151,8 @@ pub struct Decoded {
 }
 
 enum Check {
-    Valid(usize),
+    /// A whole record of this payload length; whether it is a run record.
+    Valid(usize, bool),
     /// Looks like a record but runs past the window: this many bytes of window needed.
     Short(usize),
     Invalid,
@@ -95,13 +160,15 @@ enum Check {
 
 fn check(buf: &[u8], p: usize) -> Check {
     if buf.len() - p < HEADER {
-        return if buf[p..].iter().zip(MAGIC).all(|(a, b)| *a == b) {
+        let prefix = |m: [u8; 4]| buf[p..].iter().zip(m).all(|(a, b)| *a == b);
+        return if prefix(MAGIC) || prefix(RUN_MAGIC) {
             Check::Short(p + HEADER)
         } else {
             Check::Invalid
         };
     }
-    if buf[p..p + 4] != MAGIC {
+    let run = buf[p..p + 4] == RUN_MAGIC;
+    if buf[p..p + 4] != MAGIC && !run {
         return Check::Invalid;
     }
     let word = |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
@@ -116,7 +183,7 @@ fn check(buf: &[u8], p: usize) -> Check {
     if crc32fast::hash(&buf[p + HEADER..end]) != word(p + 8) {
         return Check::Invalid;
     }
-    Check::Valid(len)
+    Check::Valid(len, run)
 }
 
 /// Decode up to `max_items` records from `buf`, which starts at file offset `base`.
@@ -127,10 +194,11 @@ pub fn decode(buf: &[u8], base: u64, complete: bool, max_items: usize) -> Decode
     let mut p = 0;
     while p < buf.len() && d.items.len() < max_items {
         match check(buf, p) {
-            Check::Valid(len) => {
+            Check::Valid(len, run) => {
                 d.items.push(Item::Record {
                     offset: base + p as u64,
                     payload: p + HEADER..p + HEADER + len,
+                    run,
                 });
                 p += HEADER + len;
             }
@@ -164,9 +232,10 @@ pub fn decode(buf: &[u8], base: u64, complete: bool, max_items: usize) -> Decode
 /// The first offset at or after `from` where a whole record checks out.
 fn resync(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
-    while let Some(i) = memchr::memmem::find(buf.get(at..)?, &MAGIC) {
+    // Both magics start with these bytes.
+    while let Some(i) = memchr::memmem::find(buf.get(at..)?, b"TS") {
         let q = at + i;
-        if matches!(check(buf, q), Check::Valid(_)) {
+        if matches!(check(buf, q), Check::Valid(..)) {
             return Some(q);
         }
         at = q + 1;
@@ -231,7 +300,10 @@ mod tests {
         assert_eq!(raws(&b, &d).len(), 3);
         assert_eq!(d.used, b.len());
         assert_eq!(d.need, None);
-        let Item::Record { offset, payload } = &d.items[1] else {
+        let Item::Record {
+            offset, payload, ..
+        } = &d.items[1]
+        else {
             panic!()
         };
         assert_eq!(

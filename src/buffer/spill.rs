@@ -27,13 +27,20 @@ const SPILL_AFTER: Duration = Duration::from_millis(200);
 pub fn spawn(
     rx: mpsc::Receiver<Batch>,
     max_size: u64,
+    reread: bool,
     at: Attach<'_>,
 ) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>), BufferError> {
     let (out_tx, out_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
     let (disk_tx, disk_rx) = mpsc::channel(crate::core::CHANNEL_BATCHES);
     let hard_stop = at.hard_stop.clone();
-    let (shared, mut tasks) =
-        disk::spawn_into(disk_rx, max_size, WhenFull::Block, at, out_tx.clone())?;
+    let (shared, mut tasks) = disk::spawn_into(
+        disk_rx,
+        max_size,
+        WhenFull::Block,
+        reread,
+        at,
+        out_tx.clone(),
+    )?;
     let router = Router {
         out: out_tx,
         disk: disk_tx,

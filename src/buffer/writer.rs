@@ -33,6 +33,43 @@ pub struct Writer {
     pending: Vec<Event>,
 }
 
+/// Consecutive records of one rereadable file, gathered into a run record.
+struct RunOf {
+    first: u32,
+    max_record: u32,
+    crc: crc32fast::Hasher,
+    bytes: u64,
+    events: Vec<Event>,
+}
+
+/// Records a run record names at most (a replayed run is read into memory at once).
+const RUN_MAX: usize = 4096;
+
+impl RunOf {
+    fn start(e: Event, n: u32, max_record: u32) -> RunOf {
+        let mut r = RunOf {
+            first: n,
+            max_record,
+            crc: crc32fast::Hasher::new(),
+            bytes: 0,
+            events: Vec::new(),
+        };
+        r.push(e);
+        r
+    }
+    fn extends(&self, e: &Event, n: u32) -> bool {
+        let last = &self.events[self.events.len() - 1];
+        self.events.len() < RUN_MAX
+            && Arc::ptr_eq(&last.data.origin, &e.data.origin)
+            && Some(n) == last.data.record.and_then(|l| l.checked_add(1))
+    }
+    fn push(&mut self, e: Event) {
+        self.crc.update(&e.data.raw);
+        self.bytes += e.data.raw.len() as u64;
+        self.events.push(e);
+    }
+}
+
 fn create_segment(shared: &Shared, id: u64) -> Result<File, BufferError> {
     let path = segment::path(&shared.dir, id);
     let f = OpenOptions::new()
@@ -91,26 +128,71 @@ impl Writer {
         frontier.send_modify(|f| f.closed = true);
     }
 
-    /// Encode a batch into the pending group, waiting for room (or refusing) when full.
+    /// Encode a batch into the pending group, waiting for room (or refusing) when full. In a
+    /// spill that rereads, consecutive records of a rereadable file become one run record.
     fn add(&mut self, batch: Batch, frontier: &watch::Sender<Frontier>) {
+        let mut run: Option<RunOf> = None;
         for e in batch {
-            let (source, location, raw) =
-                (&e.data.origin.source, &e.data.origin.location, &e.data.raw);
-            let n = segment::encoded_len(source, location, raw) as u64;
-            if n > self.shared.max_size / 2 || n > segment::MAX_PAYLOAD as u64 {
-                tracing::error!(sink = %self.shared.sink, bytes = n, location = %location, "event larger than half the disk buffer's max_size: not buffered, not acknowledged (its source offers it again; raise max_size)");
-                telemetry::count("buffer_refused_total", &[("sink", &self.shared.sink)]);
-                e.fail();
+            if self.shared.reread
+                && let (Some(n), Some(rr)) = (e.data.record, e.data.origin.reread)
+            {
+                match &mut run {
+                    Some(r) if r.extends(&e, n) => r.push(e),
+                    _ => {
+                        if let Some(r) = run.replace(RunOf::start(e, n, rr.max_record)) {
+                            self.put_run(r, frontier);
+                        }
+                    }
+                }
                 continue;
             }
-            if !self.room_for(n, frontier) {
-                telemetry::count("buffer_dropped_total", &[("sink", &self.shared.sink)]);
-                e.fail();
-                continue;
+            if let Some(r) = run.take() {
+                self.put_run(r, frontier);
             }
-            segment::encode(&mut self.buf, source, location, raw);
-            self.pending.push(e);
+            self.put(e, frontier);
         }
+        if let Some(r) = run {
+            self.put_run(r, frontier);
+        }
+    }
+
+    /// One event, its bytes copied.
+    fn put(&mut self, e: Event, frontier: &watch::Sender<Frontier>) {
+        let (source, location, raw) = (&e.data.origin.source, &e.data.origin.location, &e.data.raw);
+        let n = segment::encoded_len(source, location, raw) as u64;
+        if n > self.shared.max_size / 2 || n > segment::MAX_PAYLOAD as u64 {
+            tracing::error!(sink = %self.shared.sink, bytes = n, location = %location, "event larger than half the disk buffer's max_size: not buffered, not acknowledged (its source offers it again; raise max_size)");
+            telemetry::count("buffer_refused_total", &[("sink", &self.shared.sink)]);
+            e.fail();
+            return;
+        }
+        if !self.room_for(n, frontier) {
+            telemetry::count("buffer_dropped_total", &[("sink", &self.shared.sink)]);
+            e.fail();
+            return;
+        }
+        segment::encode(&mut self.buf, source, location, raw);
+        self.pending.push(e);
+    }
+
+    /// A run of records, named instead of copied.
+    fn put_run(&mut self, r: RunOf, frontier: &watch::Sender<Frontier>) {
+        let origin = r.events[0].data.origin.clone();
+        let n = segment::run_len(&origin.source, &origin.location) as u64;
+        if !self.room_for(n, frontier) {
+            telemetry::count("buffer_dropped_total", &[("sink", &self.shared.sink)]);
+            r.events.into_iter().for_each(Event::fail);
+            return;
+        }
+        let run = segment::Run {
+            first: r.first,
+            count: r.events.len() as u32,
+            max_record: r.max_record,
+            crc: r.crc.finalize(),
+            bytes: r.bytes,
+        };
+        segment::encode_run(&mut self.buf, &origin.source, &origin.location, run);
+        self.pending.extend(r.events);
     }
 
     fn full(&self, n: u64) -> bool {

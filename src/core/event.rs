@@ -18,6 +18,18 @@ pub struct Origin {
     pub location: String,
     /// The span of reading it, when traces are exported.
     pub trace: super::trace::TraceContext,
+    /// Set when `location` is a whole file that can be read again: a lagging sink's spill
+    /// then keeps which of its records it owes instead of their bytes.
+    pub reread: Option<Reread>,
+}
+
+/// How a whole file (a trail file) was read, so that its records can be read again, in the
+/// same order and numbered the same way (`EventData::record`). Whoever reads them again checks
+/// they are the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reread {
+    /// The reader's record size limit (larger records were skipped, numbered all the same).
+    pub max_record: u32,
 }
 
 /// CloudTrail's own event classification (`eventCategory`, with fallbacks for older records).
@@ -75,6 +87,10 @@ pub struct EventData {
     pub raw: Bytes,
     pub header: Header,
     pub origin: Arc<Origin>,
+    /// The record's number in its origin's file (from 0, every record counted, skipped ones
+    /// included), when `origin.reread` is set and `raw` is still the record as read. Anything
+    /// that makes new bytes makes a new `EventData` with `None`.
+    pub record: Option<u32>,
 }
 
 /// An event in flight. Cloning shares the bytes and adds one pending delivery to its unit.
@@ -414,7 +430,9 @@ pub(crate) fn test_data(raw: &str) -> EventData {
             source: "t".into(),
             location: "x".into(),
             trace: Default::default(),
+            reread: None,
         }),
+        record: None,
     }
 }
 
@@ -432,7 +450,9 @@ mod tests {
                 source: "t".into(),
                 location: "x".into(),
                 trace: Default::default(),
+                reread: None,
             }),
+            record: None,
         }
     }
 

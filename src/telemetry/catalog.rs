@@ -317,7 +317,13 @@ pub const METRICS: &[Metric] = &[
         "buffer_spilled_events_total",
         C,
         "sink",
-        "Events that went to a sink's spill on disk instead of straight to it.",
+        "Events that went to a sink's spill on disk instead of straight to it (copied, or named as records of their trail file to read again).",
+    ),
+    m(
+        "buffer_reread_lost_events_total",
+        C,
+        "sink",
+        "Events a spill named that could not be read again from their file (deleted or rewritten before the sink caught up): lost for that sink.",
     ),
     m(
         "buffer_refused_total",

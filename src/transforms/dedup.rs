@@ -329,11 +329,13 @@ mod tests {
         Event::new(
             EventData {
                 header: parse_header(&raw).unwrap(),
+                record: None,
                 raw,
                 origin: Arc::new(Origin {
                     source: "s".into(),
                     location: "l".into(),
                     trace: Default::default(),
+                    reread: None,
                 }),
             },
             unit.token(),

@@ -258,6 +258,7 @@ fn scan(
         source: "lookup".into(),
         location: name.to_string(),
         trace: Default::default(),
+        reread: None,
     });
     let mut scanner = Scanner::new(r, 0, decode::DEFAULT_MAX_RECORD_BYTES);
     loop {
@@ -280,6 +281,7 @@ fn scan(
                 let e = EventData {
                     raw,
                     header,
+                    record: None,
                     origin: origin.clone(),
                 };
                 if query.matches(&e) && tx.send(e).is_err() {

@@ -210,11 +210,13 @@ mod tests {
         let raw = bytes::Bytes::from(raw.to_string());
         EventData {
             header: parse_header(&raw).unwrap(),
+            record: None,
             raw,
             origin: Arc::new(Origin {
                 source: "l".into(),
                 location: "f".into(),
                 trace: Default::default(),
+                reread: None,
             }),
         }
     }

@@ -405,6 +405,7 @@ fn dead_letter_event(e: Event, sink: &str, error: &str, attempts: usize) -> Even
         data: crate::core::event::EventData {
             raw,
             header,
+            record: None,
             origin: e.data.origin.clone(),
         },
         ack: e.ack,
@@ -682,6 +683,7 @@ mod tests {
             source: "t".into(),
             location: "x".into(),
             trace: Default::default(),
+            reread: None,
         });
         let v = (0..n)
             .map(|_| {
@@ -689,6 +691,7 @@ mod tests {
                     EventData {
                         raw: bytes::Bytes::from_static(b"{}"),
                         header: Header::default(),
+                        record: None,
                         origin: origin.clone(),
                     },
                     unit.token(),

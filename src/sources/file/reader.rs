@@ -241,11 +241,17 @@ struct Cutter<'a> {
 impl<'a> Cutter<'a> {
     fn new(job: &'a ReadJob, env: &'a ReaderEnv, mode: Mode, start: u64) -> Self {
         let skip = if mode == Mode::Whole { job.skip } else { 0 };
-        let em = Emitter::new(
+        let mut em = Emitter::new(
             env.source.clone(),
             env.out.clone(),
             job.path.display().to_string(),
         );
+        // A whole file can be read again, numbered the same way, by a lagging sink's spill.
+        if mode == Mode::Whole
+            && let Ok(max_record) = u32::try_from(env.max_record)
+        {
+            em.rereadable(crate::core::event::Reread { max_record });
+        }
         // Units start and end at a byte offset (tail) or a record number (whole).
         let first = if mode == Mode::Whole { skip } else { start };
         let unit = Self::unit_at(job, env, mode, first);
@@ -295,7 +301,7 @@ impl<'a> Cutter<'a> {
         if self.mode == Mode::Whole && self.in_unit >= self.env.unit_events {
             self.cut(self.records - 1);
         }
-        self.em.record(raw, &self.unit);
+        self.em.record_at(raw, &self.unit, self.records - 1);
         self.in_unit += 1;
     }
 

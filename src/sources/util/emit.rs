@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::core::Fanout;
 use crate::core::ack::Mint;
-use crate::core::event::{Event, EventData, Origin, parse_header};
+use crate::core::event::{Event, EventData, Origin, Reread, parse_header};
 use crate::decode::{Item, ScanError, Scanner};
 use crate::telemetry;
 use crate::telemetry::otel::UnitSpan;
@@ -42,6 +42,7 @@ impl Emitter {
                 source,
                 location,
                 trace: span.context(),
+                reread: None,
             }),
             span,
             batch: Vec::with_capacity(BATCH),
@@ -52,7 +53,27 @@ impl Emitter {
         }
     }
 
+    /// Records from a whole file that can be read again (see `Origin::reread`); `record_at`
+    /// then numbers them. Before any record is emitted.
+    pub fn rereadable(&mut self, reread: Reread) {
+        if let Some(o) = Arc::get_mut(&mut self.origin) {
+            o.reread = Some(reread);
+        }
+    }
+
     pub fn record(&mut self, raw: Bytes, unit: &impl Mint) {
+        self.push(raw, unit, None);
+    }
+
+    /// A record of a rereadable file, numbered `n` (every record of the file counted).
+    pub fn record_at(&mut self, raw: Bytes, unit: &impl Mint, n: u64) {
+        let n = u32::try_from(n)
+            .ok()
+            .filter(|_| self.origin.reread.is_some());
+        self.push(raw, unit, n);
+    }
+
+    fn push(&mut self, raw: Bytes, unit: &impl Mint, record: Option<u32>) {
         let raw = if crate::decode::spans_lines(&raw) {
             Bytes::from(crate::decode::compact(&raw))
         } else {
@@ -67,6 +88,7 @@ impl Emitter {
                 let data = EventData {
                     raw,
                     header,
+                    record,
                     origin: self.origin.clone(),
                 };
                 self.batch.push(Event::new(data, unit.token()));

@@ -159,6 +159,7 @@ impl Alerts {
                     EventData {
                         raw,
                         header,
+                        record: None,
                         origin: self.origin.clone(),
                     },
                     AckToken::none(),
@@ -194,6 +195,7 @@ pub fn spawn(
                 source: name.clone(),
                 location: "digest validation".into(),
                 trace: Default::default(),
+                reread: None,
             }),
             name,
             out,

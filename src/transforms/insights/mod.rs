@@ -91,6 +91,7 @@ impl InsightsConfig {
                 source: name.into(),
                 location: "insights".into(),
                 trace: Default::default(),
+                reread: None,
             }),
             params: Params {
                 warm_up: minutes(self.warm_up),
@@ -245,6 +246,7 @@ impl Insights {
             EventData {
                 raw,
                 header,
+                record: None,
                 origin: self.origin.clone(),
             },
             AckToken::none(),

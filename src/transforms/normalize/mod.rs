@@ -113,6 +113,7 @@ impl Transform for Normalize {
                         EventData {
                             raw: Bytes::from(body),
                             header,
+                            record: None,
                             origin: data.origin,
                         },
                         ack,
