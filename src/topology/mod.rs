@@ -99,22 +99,16 @@ pub struct Handles {
 
 async fn run_transform(
     name: String,
-    mut t: Box<dyn Transform>,
-    mut rx: mpsc::Receiver<Batch>,
+    t: Box<dyn Transform>,
+    rx: mpsc::Receiver<Batch>,
     outs: Vec<Fanout>,
 ) {
     let labels = [("component", name.as_str())];
     let mut bufs: Vec<Batch> = vec![Vec::new(); outs.len()];
-    while let Some(batch) = rx.recv().await {
-        let n = batch.len();
-        telemetry::add("transform_events_in_total", &labels, n as u64);
-        t.process(batch, &mut bufs);
-        let passed: usize = bufs.iter().map(Vec::len).sum();
-        if passed < n {
-            telemetry::add("events_dropped_total", &labels, (n - passed) as u64);
-        }
-        send_all(&mut bufs, &outs, &labels).await;
-    }
+    let mut t = match t.worker() {
+        Some(template) => run_parallel(&labels, t, template, rx, &outs).await,
+        None => run_serial(&labels, t, rx, &outs, &mut bufs).await,
+    };
     loop {
         let again = t.finish(&mut bufs);
         send_all(&mut bufs, &outs, &labels).await;
@@ -123,6 +117,98 @@ async fn run_transform(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Count a processed batch: `n` in, what the outputs hold out (the rest dropped).
+fn count_batch(labels: &[(&'static str, &str)], n: usize, bufs: &[Batch]) {
+    telemetry::add("transform_events_in_total", labels, n as u64);
+    let passed: usize = bufs.iter().map(Vec::len).sum();
+    if passed < n {
+        telemetry::add("events_dropped_total", labels, (n - passed) as u64);
+    }
+}
+
+/// A transform with state across batches: one batch after the other on this task.
+async fn run_serial(
+    labels: &[(&'static str, &str)],
+    mut t: Box<dyn Transform>,
+    mut rx: mpsc::Receiver<Batch>,
+    outs: &[Fanout],
+    bufs: &mut [Batch],
+) -> Box<dyn Transform> {
+    while let Some(batch) = rx.recv().await {
+        let n = batch.len();
+        t.process(batch, bufs);
+        count_batch(labels, n, bufs);
+        send_all(bufs, outs, labels).await;
+    }
+    t
+}
+
+type Processed = (Box<dyn Transform>, Vec<Batch>, usize);
+
+/// A transform whose batches are independent: up to one batch per core in process at once
+/// (each on a blocking thread, with its own copy of the transform), sent on in the order they
+/// came in. `template` makes the copies (and replaces one whose batch panicked).
+async fn run_parallel(
+    labels: &[(&'static str, &str)],
+    first: Box<dyn Transform>,
+    mut template: Box<dyn Transform>,
+    mut rx: mpsc::Receiver<Batch>,
+    outs: &[Fanout],
+) -> Box<dyn Transform> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut pool: Vec<Box<dyn Transform>> = (1..cores).filter_map(|_| template.worker()).collect();
+    pool.push(first);
+    let mut inflight: std::collections::VecDeque<JoinHandle<Processed>> = Default::default();
+    let mut open = true;
+    loop {
+        let take = open && !pool.is_empty();
+        if !take && inflight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            done = async { (&mut inflight[0]).await }, if !inflight.is_empty() => {
+                inflight.pop_front();
+                match done {
+                    Ok((t, mut bufs, n)) => {
+                        pool.push(t);
+                        count_batch(labels, n, &bufs);
+                        send_all(&mut bufs, outs, labels).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(component = labels[0].1, error = %e, "a transform failed on a batch: its events are not delivered, so their inputs are not committed and are read again after a restart");
+                        pool.extend(template.worker());
+                    }
+                }
+            }
+            batch = rx.recv(), if take => match (batch, pool.pop()) {
+                (Some(batch), Some(mut t)) => {
+                    let width = outs.len();
+                    inflight.push_back(tokio::task::spawn_blocking(move || {
+                        let n = batch.len();
+                        let mut bufs: Vec<Batch> = vec![Vec::new(); width];
+                        t.process(batch, &mut bufs);
+                        (t, bufs, n)
+                    }));
+                }
+                (Some(batch), None) => {
+                    // Not reached (a batch is only taken with a copy free); done here if it were.
+                    let n = batch.len();
+                    let mut bufs: Vec<Batch> = vec![Vec::new(); outs.len()];
+                    template.process(batch, &mut bufs);
+                    count_batch(labels, n, &bufs);
+                    send_all(&mut bufs, outs, labels).await;
+                }
+                (None, t) => {
+                    pool.extend(t);
+                    open = false;
+                }
+            },
+        }
+    }
+    pool.pop().unwrap_or(template)
 }
 
 async fn send_all(bufs: &mut [Batch], outs: &[Fanout], labels: &[(&'static str, &str)]) {
@@ -372,5 +458,87 @@ fn report(r: Result<SourceReport, tokio::task::JoinError>) -> SourceReport {
 async fn futures_join(hs: Vec<JoinHandle<()>>) {
     for h in hs {
         let _ = h.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::*;
+    use crate::core::ack::UnitHandle;
+    use crate::core::event::{Event, test_data};
+
+    /// Passes each batch on after a pause that differs from batch to batch (so that copies
+    /// finish out of order), and panics on an event named "boom".
+    #[derive(Clone)]
+    struct Uneven;
+
+    impl Transform for Uneven {
+        fn process(&mut self, batch: Batch, out: &mut [Batch]) {
+            let id: u64 = batch[0]
+                .data
+                .event_id()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            std::thread::sleep(Duration::from_millis((id * 7919) % 13));
+            if batch.iter().any(|e| e.data.event_name() == Some("boom")) {
+                panic!("a transform that fails on one batch");
+            }
+            out[0].extend(batch);
+        }
+        fn worker(&self) -> Option<Box<dyn Transform>> {
+            Some(Box::new(self.clone()))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_copies_keep_the_order_and_a_failed_batch_fails_only_its_events() {
+        let failed = Arc::new(AtomicU64::new(0));
+        let (unit_tx, mut units) = unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        let out = Fanout::new(Arc::new(|_| {}));
+        out.set(vec![out_tx]);
+        let task = tokio::spawn(run_transform(
+            "t".into(),
+            Box::new(Uneven),
+            in_rx,
+            vec![out],
+        ));
+        let feed = tokio::spawn(async move {
+            for i in 0..60u64 {
+                let unit = UnitHandle::new(i, unit_tx.clone());
+                let name = if i == 17 { "boom" } else { "ok" };
+                let raw = format!(r#"{{"eventID":"{i}","eventName":"{name}"}}"#);
+                let batch = vec![Event::new(test_data(&raw), unit.token())];
+                unit.seal();
+                in_tx.send(batch).await.unwrap();
+            }
+        });
+        let mut seen = Vec::new();
+        while let Some(batch) = out_rx.recv().await {
+            for e in batch {
+                seen.push(e.data.event_id().unwrap().parse::<u64>().unwrap());
+                e.ack();
+            }
+        }
+        feed.await.unwrap();
+        task.await.unwrap();
+        let want: Vec<u64> = (0..60).filter(|&i| i != 17).collect();
+        assert_eq!(seen, want, "batches come out in the order they went in");
+        while let Ok(done) = units.try_recv() {
+            if !done.delivered {
+                assert_eq!(done.meta, 17);
+                failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        assert_eq!(
+            failed.load(Ordering::SeqCst),
+            1,
+            "only the panicking batch's unit failed"
+        );
     }
 }

@@ -49,12 +49,16 @@ impl FilterConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct Filter {
     include: Condition,
     exclude: Option<Condition>,
 }
 
 impl Transform for Filter {
+    fn worker(&self) -> Option<Box<dyn Transform>> {
+        Some(Box::new(self.clone()))
+    }
     fn process(&mut self, batch: Batch, out: &mut [Batch]) {
         for e in batch {
             let keep = self.include.matches(&e.data)

@@ -49,11 +49,15 @@ impl RouteConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct Route {
     routes: Vec<Condition>,
 }
 
 impl Transform for Route {
+    fn worker(&self) -> Option<Box<dyn Transform>> {
+        Some(Box::new(self.clone()))
+    }
     fn process(&mut self, batch: Batch, out: &mut [Batch]) {
         let unmatched = self.routes.len();
         for e in batch {

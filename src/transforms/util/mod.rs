@@ -14,4 +14,11 @@ pub trait Transform: Send + 'static {
     fn finish(&mut self, _out: &mut [Batch]) -> bool {
         false
     }
+    /// A copy that processes batches beside this one, on another core: for a transform whose
+    /// output for a batch depends on that batch alone (normalize, filter, route). The pipeline
+    /// keeps the batches' order. `None` (the default): it keeps state from batch to batch
+    /// (dedup, insights) and runs on one task.
+    fn worker(&self) -> Option<Box<dyn Transform>> {
+        None
+    }
 }
