@@ -182,7 +182,13 @@ pub const METRICS: &[Metric] = &[
         "normalize_passed_raw_total",
         C,
         "component",
-        "Records a normalize transform could not map and passed as they were.",
+        "Records a normalize transform could not map (not a JSON object) and passed as they were.",
+    ),
+    m(
+        "normalize_time_unparsed_total",
+        C,
+        "component",
+        "Records normalized whose time was in no known form: the time of normalization stands in.",
     ),
     m(
         "insights_total",

@@ -46,23 +46,31 @@ fn every_recorded_event_becomes_valid_ocsf() {
     // Keyed and partitioned by the original record's header: {account_id} and eventTime's day.
     let docs = normalize_fixtures(d.path(), "ocsf", "{account_id}/%Y-%m-%d.ndjson");
     assert_eq!(docs.len(), inputs.len(), "one OCSF event per record");
-    let mut invalid = Vec::new();
-    let mut classes = std::collections::BTreeMap::new();
-    for doc in &docs {
-        let errs = crate::common::ocsf::validate(doc);
-        if !errs.is_empty() {
-            invalid.push((doc["metadata"]["uid"].clone(), errs));
-        }
-        *classes
-            .entry(doc["class_uid"].as_i64().unwrap_or(0))
-            .or_insert(0) += 1;
-    }
+    let (classes, invalid) = crate::common::ocsf::summary(&docs);
+    let kinds: std::collections::BTreeSet<&String> = invalid.iter().flat_map(|(_, e)| e).collect();
     assert!(
         invalid.is_empty(),
-        "{} invalid, e.g. {:?}",
+        "{} of {} invalid; the violations: {kinds:#?}; e.g. {:?}",
         invalid.len(),
+        docs.len(),
         &invalid[..invalid.len().min(3)]
     );
+    // Every event with a source IP carries it as an observable.
+    let with_ip: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["src_endpoint"]["ip"].is_string())
+        .collect();
+    let observed = with_ip
+        .iter()
+        .filter(|d| {
+            d["observables"].as_array().into_iter().flatten().any(|o| {
+                o["name"] == "src_endpoint.ip"
+                    && o["type_id"] == 2
+                    && o["value"] == d["src_endpoint"]["ip"]
+            })
+        })
+        .count();
+    assert_eq!(observed, with_ip.len());
     // The original eventIDs, one each.
     let uids: Vec<String> = docs
         .iter()
@@ -114,7 +122,7 @@ fn every_recorded_event_becomes_valid_ocsf() {
         "{files:?}"
     );
     println!(
-        "measured: {} recorded events normalized to OCSF 1.1.0, all valid; by class: {classes:?}",
+        "measured: {} recorded events normalized to OCSF 1.1.0, all valid against the v1.1.0 schema; by class: {classes:?}; {observed} with an IP observable",
         docs.len()
     );
 }
@@ -153,5 +161,132 @@ fn ecs_documents_carry_what_elastics_integration_writes() {
     assert!(
         login["aws"]["cloudtrail"]["console_login"]["additional_eventdata"]["mfa_used"]
             .is_boolean()
+    );
+}
+
+/// Records that test the edges of the mapping, as CloudTrail, its exporters and hostile
+/// writers make them.
+const EDGE_RECORDS: &[&str] = &[
+    // CloudTrail Lake / Athena export time; an AWS service as the source; a big integer.
+    r#"{"eventVersion":"1.08","eventTime":"2025-03-26 16:43:57.000000000","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","sourceIPAddress":"cloudformation.amazonaws.com","userIdentity":{"type":"AWSService","invokedBy":"cloudformation.amazonaws.com"},"requestParameters":{"n":123456789012345678901234567890},"eventID":"edge-1","recipientAccountId":"111122223333"}"#,
+    // Epoch milliseconds; no userIdentity; no source address.
+    r#"{"eventTime":1742999037000,"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","eventID":"edge-2"}"#,
+    // A time in no known form; null fields; a number where a string belongs.
+    r#"{"eventTime":"yesterday","eventSource":null,"eventName":42,"userIdentity":null,"sourceIPAddress":"203.0.113.9","eventID":"edge-3"}"#,
+    // Identity Center sign-in: the user name only in additionalEventData, the idp in onBehalfOf.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","eventType":"AwsConsoleSignIn","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userIdentity":{"type":"IdentityCenterUser","accountId":"111122223333","onBehalfOf":{"userId":"9067a5ee-1234","identityStoreArn":"arn:aws:identitystore::111122223333:identitystore/d-1234567890"},"credentialId":"cred"},"additionalEventData":{"UserName":"alice@example.com","LoginTo":"https://console.aws.amazon.com/"},"responseElements":{"ConsoleLogin":"Success"},"eventID":"edge-4"}"#,
+    // CreateUser: the new user's ids in the response; a resource known only by a prefix.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:01Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"AWS Internal","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"requestParameters":{"userName":"bob"},"responseElements":{"user":{"userName":"bob","userId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/bob"}},"resources":[{"ARNPrefix":"arn:aws:s3:::b/","type":"AWS::S3::Object"},{"type":"AWS::S3::Bucket"}],"eventID":"edge-5"}"#,
+    // S3 DeleteObjects: a resource known only by a prefix, one by nothing but its type.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:02Z","eventSource":"s3.amazonaws.com","eventName":"DeleteObjects","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"resources":[{"ARNPrefix":"arn:aws:s3:::b/","type":"AWS::S3::Object"},{"type":"AWS::S3::Bucket"}],"eventID":"edge-6"}"#,
+];
+
+fn normalize_edges(schema: &str) -> Vec<Value> {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("edge.ndjson"), EDGE_RECORDS.join("\n") + "\n").unwrap();
+    let cfg = Pipeline::new(d.path())
+        .file_source("trail", &input)
+        .transform(
+            "norm",
+            "normalize",
+            &["trail"],
+            keys! { "schema" => schema },
+        )
+        .file_sink("out", &["norm"], &d.path().join("out.ndjson"), keys! {})
+        .write();
+    run_once(&cfg);
+    let text = std::fs::read_to_string(d.path().join("out.ndjson")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn edge_records_become_valid_ocsf_with_every_time_form_read() {
+    let docs = normalize_edges("ocsf");
+    assert_eq!(docs.len(), EDGE_RECORDS.len(), "none passed raw, none lost");
+    let (_, invalid) = crate::common::ocsf::summary(&docs);
+    assert!(invalid.is_empty(), "{invalid:#?}");
+    let by = |id: &str| by_uid(&docs, "/metadata/uid", id);
+    let lake = by("edge-1");
+    assert_eq!(lake["time"], 1_743_007_437_000i64);
+    assert_eq!(lake["time_dt"], "2025-03-26T16:43:57Z");
+    assert_eq!(
+        lake["src_endpoint"]["svc_name"],
+        "cloudformation.amazonaws.com"
+    );
+    assert_eq!(
+        lake["actor"]["user"]["name"],
+        "cloudformation.amazonaws.com"
+    );
+    assert_eq!(by("edge-2")["time"], 1_742_999_037_000i64);
+    assert_eq!(by("edge-2")["actor"]["user"]["type_id"], 0);
+    // No time to read: the time it was normalized, the record's text kept.
+    let bad = by("edge-3");
+    assert!(bad.get("time_dt").is_none());
+    assert_eq!(bad["metadata"]["processed_time"], bad["time"]);
+    assert_eq!(bad["unmapped"]["eventTime"], "yesterday");
+    assert!(bad["observables"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"name": "src_endpoint.ip", "type_id": 2, "type": "IP Address", "value": "203.0.113.9"})));
+    let sso = by("edge-4");
+    assert_eq!(sso["class_uid"], 3002);
+    assert_eq!(sso["user"]["name"], "alice@example.com");
+    assert_eq!(sso["actor"]["user"]["uid_alt"], "9067a5ee-1234");
+    assert_eq!(
+        sso["actor"]["idp"]["uid"],
+        "arn:aws:identitystore::111122223333:identitystore/d-1234567890"
+    );
+    assert_eq!(
+        sso["dst_endpoint"]["svc_name"],
+        "https://console.aws.amazon.com/"
+    );
+    let made = by("edge-5");
+    assert_eq!(made["class_uid"], 3001);
+    assert_eq!(made["user"]["uid"], "arn:aws:iam::111122223333:user/bob");
+    assert_eq!(made["user"]["uid_alt"], "AIDAEXAMPLE");
+    // Account Change has no resources in OCSF 1.1.0: they stay under their CloudTrail name.
+    assert!(made.get("resources").is_none());
+    assert_eq!(
+        made["unmapped"]["resources"][0]["ARNPrefix"],
+        "arn:aws:s3:::b/"
+    );
+    assert_eq!(made["src_endpoint"]["svc_name"], "AWS Internal");
+    let del = by("edge-6");
+    assert_eq!(
+        del["resources"],
+        serde_json::json!([{"uid": "arn:aws:s3:::b/", "type": "AWS::S3::Object"}])
+    );
+    let obs = del["observables"].as_array().unwrap();
+    for (name, value) in [
+        ("actor.user.name", "admin"),
+        ("actor.user.uid", "arn:aws:iam::111122223333:user/admin"),
+        ("resources.uid", "arn:aws:s3:::b/"),
+    ] {
+        assert!(
+            obs.iter().any(|o| o["name"] == name && o["value"] == value),
+            "{name} in {obs:?}"
+        );
+    }
+    let text = serde_json::to_string(&docs).unwrap();
+    assert!(
+        !text.contains("\"unknown\""),
+        "no invented lower-case placeholders"
+    );
+}
+
+#[test]
+fn edge_records_become_ecs_with_every_time_form_read() {
+    let docs = normalize_edges("ecs");
+    assert_eq!(docs.len(), EDGE_RECORDS.len(), "none passed raw, none lost");
+    let by = |id: &str| by_uid(&docs, "/event/id", id);
+    assert_eq!(by("edge-1")["@timestamp"], "2025-03-26T16:43:57.000Z");
+    assert_eq!(by("edge-2")["@timestamp"], "2025-03-26T14:23:57.000Z");
+    assert!(
+        by("edge-3")["@timestamp"].is_string(),
+        "the time it was normalized"
     );
 }

@@ -81,13 +81,15 @@ pub fn java_text(v: &Value) -> String {
     }
 }
 
-/// `2016-11-14T17:25:45Z` → `2016-11-14T17:25:45.000Z`.
+/// Epoch milliseconds as Elastic writes `@timestamp`: `2016-11-14T17:25:45.000Z`.
+fn millis_text(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// Any time form CloudTrail writes, as Elastic writes it.
 fn timestamp(t: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| {
-        d.with_timezone(&chrono::Utc)
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string()
-    })
+    millis_text(super::time::parse_text(t)?.millis)
 }
 
 fn categorize(
@@ -134,8 +136,8 @@ fn yes(v: &Value) -> Value {
 }
 
 /// Normalize one record (`raw` is its original text, kept in `event.original`).
-pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
-    let ts = timestamp(super::event_time(r)?)?;
+pub fn normalize(r: &Value, raw: &str, when: &super::time::When) -> Value {
+    let ts = millis_text(when.millis).unwrap_or_default();
     let mut o = Map::new();
     let name = s(&r["eventName"]).unwrap_or("");
     let source = s(&r["eventSource"]).unwrap_or("");
@@ -153,7 +155,7 @@ pub fn normalize(r: &Value, raw: &str) -> Option<Value> {
         set(&mut o, "related.user", json!(related));
     }
     cloudtrail_fields(&mut o, r);
-    Some(Value::Object(o))
+    Value::Object(o)
 }
 
 /// A field under `aws.cloudtrail.`.

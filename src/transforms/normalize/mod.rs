@@ -4,6 +4,7 @@
 
 pub mod ecs;
 pub mod ocsf;
+pub mod time;
 
 use std::sync::Arc;
 
@@ -39,17 +40,10 @@ impl NormalizeConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct Normalize {
     name: Arc<str>,
     schema: Schema,
-}
-
-/// When the event happened: `eventTime`, or `@timestamp` for records that went through
-/// Logstash and lost it.
-pub fn event_time(r: &Value) -> Option<&str> {
-    ["eventTime", "@timestamp"]
-        .iter()
-        .find_map(|k| r[*k].as_str().filter(|x| !x.is_empty()))
 }
 
 /// A console sign-in (records before eventType existed are known by their name and source).
@@ -87,18 +81,33 @@ fn owned_header(d: &EventData) -> Header {
     }
 }
 
-/// One record in `schema`, as JSON text. `None`: it cannot be (not a CloudTrail record).
-pub fn convert(schema: Schema, raw: &[u8]) -> Option<Vec<u8>> {
+/// One record in `schema`, as JSON text, and whether its time could be read (when not, the
+/// time it was normalized stands in: OCSF requires `time`, Elasticsearch data streams
+/// `@timestamp`). `None`: it cannot be (not a JSON object).
+pub fn convert(schema: Schema, raw: &[u8]) -> Option<(Vec<u8>, bool)> {
+    if schema == Schema::Raw {
+        return Some((raw.to_vec(), true));
+    }
     let v: Value = serde_json::from_slice(raw).ok()?;
-    let out = match schema {
-        Schema::Raw => return Some(raw.to_vec()),
-        Schema::Ocsf => ocsf::normalize(&v)?,
-        Schema::Ecs => ecs::normalize(&v, std::str::from_utf8(raw).ok()?)?,
+    if !v.is_object() {
+        return None;
+    }
+    let (when, known) = match time::of_record(&v) {
+        Some(w) => (w, true),
+        None => (time::now(), false),
     };
-    serde_json::to_vec(&out).ok()
+    let out = match schema {
+        Schema::Raw => return None,
+        Schema::Ocsf => ocsf::normalize(&v, &when, known),
+        Schema::Ecs => ecs::normalize(&v, std::str::from_utf8(raw).ok()?, &when),
+    };
+    Some((serde_json::to_vec(&out).ok()?, known))
 }
 
 impl Transform for Normalize {
+    fn worker(&self) -> Option<Box<dyn Transform>> {
+        Some(Box::new(self.clone()))
+    }
     fn process(&mut self, batch: Batch, out: &mut [Batch]) {
         if self.schema == Schema::Raw {
             out[0].extend(batch);
@@ -106,7 +115,13 @@ impl Transform for Normalize {
         }
         for e in batch {
             match convert(self.schema, &e.data.raw) {
-                Some(body) => {
+                Some((body, known_time)) => {
+                    if !known_time {
+                        telemetry::count(
+                            "normalize_time_unparsed_total",
+                            &[("component", &self.name)],
+                        );
+                    }
                     let Event { data, ack } = e;
                     let header = owned_header(&data);
                     out[0].push(Event::new(
@@ -120,7 +135,7 @@ impl Transform for Normalize {
                     ));
                 }
                 None => {
-                    // Not a CloudTrail record (no eventTime): passed on unchanged, counted.
+                    // Not a JSON object: passed on unchanged, counted.
                     telemetry::count("normalize_passed_raw_total", &[("component", &self.name)]);
                     out[0].push(e);
                 }

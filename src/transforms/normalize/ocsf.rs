@@ -183,7 +183,12 @@ fn user(id: &Value) -> Value {
         opt(s(&id["userName"]).or(s(&issuer["userName"]))),
     );
     put(&mut u, "uid", opt(s(&id["arn"])));
-    put(&mut u, "uid_alt", opt(s(&id["principalId"])));
+    // An Identity Center user is known by its identity-store user id (onBehalfOf.userId).
+    put(
+        &mut u,
+        "uid_alt",
+        opt(s(&id["onBehalfOf"]["userId"]).or(s(&id["principalId"]))),
+    );
     put(
         &mut u,
         "credential_uid",
@@ -201,19 +206,42 @@ fn user(id: &Value) -> Value {
         );
     }
     // A user is known by an account, a name or a uid: an AWS service acting on its own has
-    // only its name (invokedBy); an identity with none of these is left out.
-    if !["account", "name", "uid"]
+    // only its name (invokedBy), some identities only a principal id; one with none of these
+    // is left out.
+    if !has_user_key(&u)
+        && let Some(x) = s(&id["invokedBy"]).or(s(&id["principalId"]))
+    {
+        let k = if s(&id["invokedBy"]).is_some() {
+            "name"
+        } else {
+            "uid"
+        };
+        u.insert(k.into(), x.into());
+    }
+    if has_user_key(&u) {
+        obj(u)
+    } else {
+        Value::Null
+    }
+}
+
+/// OCSF's `at_least_one` of a user.
+fn has_user_key(u: &Map<String, Value>) -> bool {
+    ["account", "name", "uid"]
         .iter()
         .any(|k| u.contains_key(*k))
+}
+
+/// The user for a record: its `userIdentity`, with an Identity Center sign-in's user name
+/// (`additionalEventData.UserName`) where the identity names none.
+fn record_user(r: &Value) -> Value {
+    let mut u = user(&r["userIdentity"]);
+    if let (Value::Object(m), Some(n)) = (&mut u, s(&r["additionalEventData"]["UserName"]))
+        && s(&r["userIdentity"]["userName"]).is_none()
     {
-        match s(&id["invokedBy"]) {
-            Some(svc) => {
-                u.insert("name".into(), svc.into());
-            }
-            None => return Value::Null,
-        }
+        m.insert("name".into(), n.into());
     }
-    obj(u)
+    u
 }
 
 fn session(id: &Value) -> Value {
@@ -231,18 +259,34 @@ fn session(id: &Value) -> Value {
     obj(m)
 }
 
-fn actor(id: &Value) -> Value {
+fn actor(r: &Value) -> Value {
+    let id = &r["userIdentity"];
     let mut a = Map::new();
-    put(&mut a, "user", user(id));
+    put(&mut a, "user", record_user(r));
     put(&mut a, "session", session(id));
     put(&mut a, "invoked_by", opt(s(&id["invokedBy"])));
-    let idp = s(&id["webIdFederationData"]["federatedProvider"]).or(s(&id["identityProvider"]));
-    if let Some(p) = idp {
-        a.insert("idp".into(), json!({ "name": p }));
-    }
-    if a.is_empty() {
-        // An actor needs at least one attribute: the service that made the call, or unknown.
-        a.insert("invoked_by".into(), "unknown".into());
+    let mut idp = Map::new();
+    put(
+        &mut idp,
+        "name",
+        opt(s(&id["webIdFederationData"]["federatedProvider"]).or(s(&id["identityProvider"]))),
+    );
+    put(
+        &mut idp,
+        "uid",
+        opt(s(&id["onBehalfOf"]["identityStoreArn"])),
+    );
+    put(&mut a, "idp", obj(idp));
+    if !["process", "user", "invoked_by", "session"]
+        .iter()
+        .any(|k| a.contains_key(*k))
+    {
+        // OCSF requires an actor and this record names no caller at all (no CloudTrail writer
+        // makes such a record): OCSF's own word for it, the Unknown user type.
+        a.insert(
+            "user".into(),
+            json!({"name": "Unknown", "type_id": 0, "type": "Unknown"}),
+        );
     }
     Value::Object(a)
 }
@@ -253,13 +297,24 @@ fn src_endpoint(r: &Value) -> Value {
         if addr.parse::<std::net::IpAddr>().is_ok() {
             m.insert("ip".into(), addr.into());
         } else {
-            // An AWS service calling on someone's behalf, e.g. "ec2.amazonaws.com".
-            m.insert("domain".into(), addr.into());
+            // An AWS service calling on someone's behalf ("ec2.amazonaws.com", "AWS Internal"):
+            // the service of a service-to-service call, and its domain when it is a name.
+            m.insert("svc_name".into(), addr.into());
+            if addr.contains('.') {
+                m.insert("domain".into(), addr.into());
+            }
         }
     }
     put(&mut m, "uid", opt(s(&r["vpcEndpointId"])));
+    if !m.contains_key("ip")
+        && !m.contains_key("svc_name")
+        && let Some(svc) = s(&r["userIdentity"]["invokedBy"])
+    {
+        m.insert("svc_name".into(), svc.into());
+    }
     if m.is_empty() {
-        m.insert("domain".into(), "unknown".into());
+        // Required, and the record says nothing of where the call came from.
+        m.insert("svc_name".into(), "Unknown".into());
     }
     Value::Object(m)
 }
@@ -268,25 +323,23 @@ fn resources(r: &Value) -> Value {
     let list: Vec<Value> = super::resource_entries(r)
         .map(|x| {
             let mut m = Map::new();
-            put(&mut m, "uid", opt(s(&x["ARN"])));
+            // `ARNPrefix`: the objects under a prefix (S3 ListObjects, DeleteObjects).
+            put(&mut m, "uid", opt(s(&x["ARN"]).or(s(&x["ARNPrefix"]))));
             put(&mut m, "type", opt(s(&x["type"])));
             if let Some(a) = s(&x["accountId"]) {
                 m.insert("owner".into(), json!({"account": {"uid": a}}));
             }
-            Value::Object(m)
+            m
         })
+        // A resource is known by its uid: an entry with only a type names none.
+        .filter(|m| m.contains_key("uid"))
+        .map(Value::Object)
         .collect();
     if list.is_empty() {
         Value::Null
     } else {
         Value::Array(list)
     }
-}
-
-fn millis(t: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|d| d.timestamp_millis())
 }
 
 /// Top-level CloudTrail keys every class maps.
@@ -313,10 +366,9 @@ const MAPPED: &[&str] = &[
     "apiVersion",
 ];
 
-/// Normalize one record. `None`: not a CloudTrail record (no eventTime).
-pub fn normalize(r: &Value) -> Option<Value> {
-    let when = super::event_time(r)?;
-    let time = millis(when)?;
+/// Normalize one record that happened at `when` (`known`: read from the record; else the time
+/// it was normalized, the record's own text kept in `unmapped.eventTime`).
+pub fn normalize(r: &Value, when: &super::time::When, known: bool) -> Value {
     let name = s(&r["eventName"]).unwrap_or("");
     let source = s(&r["eventSource"]).unwrap_or("");
     let id = &r["userIdentity"];
@@ -325,25 +377,91 @@ pub fn normalize(r: &Value) -> Option<Value> {
     classification(&mut o, &c, name, failed(r));
     put(&mut o, "status_code", opt(s(&r["errorCode"])));
     put(&mut o, "status_detail", opt(s(&r["errorMessage"])));
-    o.insert("time".into(), time.into());
-    o.insert("time_dt".into(), when.into());
-    o.insert("metadata".into(), metadata(r));
+    o.insert("time".into(), when.millis.into());
+    let mut meta = metadata(r);
+    if known {
+        o.insert("time_dt".into(), when.rfc3339.clone().into());
+    } else if let Value::Object(m) = &mut meta {
+        m.insert("processed_time".into(), when.millis.into());
+    }
+    o.insert("metadata".into(), meta);
     o.insert("cloud".into(), cloud(r));
     o.insert("src_endpoint".into(), src_endpoint(r));
     if let Some(ua) = s(&r["userAgent"]) {
         o.insert("http_request".into(), json!({ "user_agent": ua }));
     }
-    put(&mut o, "resources", resources(r));
-    o.insert("actor".into(), actor(id));
+    o.insert("actor".into(), actor(r));
+    if c.class_uid == 6003 {
+        // Only API Activity has resources in OCSF 1.1.0; the other classes keep them unmapped.
+        put(&mut o, "resources", resources(r));
+    }
     match c.class_uid {
-        3002 => authentication(&mut o, r, id, source),
-        3001 => account_change_details(&mut o, r, id),
+        3002 => authentication(&mut o, r, source),
+        3001 => account_change_details(&mut o, r),
         _ => {}
     }
     // API details for every class (the call is what happened).
     o.insert("api".into(), api(r, name, source));
-    put(&mut o, "unmapped", unmapped(r, id));
-    Some(Value::Object(o))
+    let mut rest = unmapped(r, id, c.class_uid);
+    if !known && !r["eventTime"].is_null() {
+        let m = rest.as_object_mut();
+        match m {
+            Some(m) => {
+                m.insert("eventTime".into(), r["eventTime"].clone());
+            }
+            None => rest = json!({ "eventTime": r["eventTime"] }),
+        }
+    }
+    put(&mut o, "unmapped", rest);
+    let seen = observables(&o);
+    put(&mut o, "observables", seen);
+    Value::Object(o)
+}
+
+/// The event's IPs, user names and ARNs, each named by where it is in the event (OCSF 1.1.0
+/// observable type ids: 2 IP Address, 4 User Name, 10 Resource UID).
+fn observables(o: &Map<String, Value>) -> Value {
+    let mut list = Vec::new();
+    let mut add = |name: &str, type_id: u8, caption: &str, v: &Value| {
+        if let Some(x) = v.as_str() {
+            list.push(json!({"name": name, "type_id": type_id, "type": caption, "value": x}));
+        }
+    };
+    let get = |k: &str| o.get(k).unwrap_or(&Value::Null);
+    add(
+        "src_endpoint.ip",
+        2,
+        "IP Address",
+        &get("src_endpoint")["ip"],
+    );
+    for who in ["actor.user", "user"] {
+        let u = match who {
+            "user" => get("user"),
+            _ => &get("actor")["user"],
+        };
+        if u["type_id"] != 0 {
+            add(&format!("{who}.name"), 4, "User Name", &u["name"]);
+        }
+        if u["uid"].as_str().is_some_and(|x| x.starts_with("arn:")) {
+            add(&format!("{who}.uid"), 10, "Resource UID", &u["uid"]);
+        }
+    }
+    if let Some(issuer) = get("actor")["session"]["issuer"].as_str() {
+        add(
+            "actor.session.issuer",
+            10,
+            "Resource UID",
+            &Value::String(issuer.into()),
+        );
+    }
+    for res in get("resources").as_array().into_iter().flatten() {
+        add("resources.uid", 10, "Resource UID", &res["uid"]);
+    }
+    if list.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(list)
+    }
 }
 
 /// The OCSF class and activity of a record.
@@ -450,31 +568,56 @@ fn cloud(r: &Value) -> Value {
     Value::Object(cloud)
 }
 
-/// A user object, or `{"name": "unknown"}` where the class requires one and there is none.
+/// A user object, or OCSF's Unknown user type where the class requires one and there is none.
 fn user_or_unknown(u: Value) -> Value {
     if u.is_null() {
-        json!({"name": "unknown"})
+        json!({"name": "Unknown", "type_id": 0, "type": "Unknown"})
     } else {
         u
     }
 }
 
-/// Authentication (3002): the user, the service signed in to, MFA.
-fn authentication(o: &mut Map<String, Value>, r: &Value, id: &Value, source: &str) {
-    o.insert("user".into(), user_or_unknown(user(id)));
-    o.insert("service".into(), json!({ "name": source }));
+/// Authentication (3002): the user, the service signed in to (and the console URL signed in
+/// to, `LoginTo`), MFA.
+fn authentication(o: &mut Map<String, Value>, r: &Value, source: &str) {
+    o.insert("user".into(), user_or_unknown(record_user(r)));
+    if !source.is_empty() {
+        o.insert("service".into(), json!({ "name": source }));
+    }
+    if let Some(to) = s(&r["additionalEventData"]["LoginTo"]) {
+        o.insert("dst_endpoint".into(), json!({ "svc_name": to }));
+    } else if source.is_empty() {
+        o.insert("dst_endpoint".into(), json!({ "svc_name": "Unknown" }));
+    }
     if let Some(mfa) = s(&r["additionalEventData"]["MFAUsed"]) {
         o.insert("is_mfa".into(), (mfa == "Yes").into());
     }
 }
 
-/// Account Change (3001): the user or role the call names, else the caller; the policy.
-fn account_change_details(o: &mut Map<String, Value>, r: &Value, id: &Value) {
+/// Account Change (3001): the user or role the call names (with its ids from the response,
+/// as CreateUser and CreateRole return them), else the caller; the policy.
+fn account_change_details(o: &mut Map<String, Value>, r: &Value) {
     let p = &r["requestParameters"];
     let target = s(&p["userName"]).or(s(&p["roleName"]));
     let u = match target {
-        Some(n) => json!({ "name": n }),
-        None => user(id),
+        Some(n) => {
+            let made = &r["responseElements"];
+            let made = if made["user"].is_object() {
+                &made["user"]
+            } else {
+                &made["role"]
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), n.into());
+            put(&mut m, "uid", opt(s(&made["arn"])));
+            put(
+                &mut m,
+                "uid_alt",
+                opt(s(&made["userId"]).or(s(&made["roleId"]))),
+            );
+            Value::Object(m)
+        }
+        None => user(&r["userIdentity"]),
     };
     o.insert("user".into(), user_or_unknown(u));
     if let Some(arn) = s(&p["policyArn"]) {
@@ -490,7 +633,9 @@ fn account_change_details(o: &mut Map<String, Value>, r: &Value, id: &Value) {
 fn api(r: &Value, name: &str, source: &str) -> Value {
     let mut api = Map::new();
     api.insert("operation".into(), name.into());
-    api.insert("service".into(), json!({ "name": source }));
+    if !source.is_empty() {
+        api.insert("service".into(), json!({ "name": source }));
+    }
     put(&mut api, "version", opt(s(&r["apiVersion"])));
     if let Some(req) = s(&r["requestID"]) {
         let mut m = Map::new();
@@ -507,7 +652,7 @@ fn api(r: &Value, name: &str, source: &str) -> Value {
 }
 
 /// The rest, under its CloudTrail name.
-fn unmapped(r: &Value, id: &Value) -> Value {
+fn unmapped(r: &Value, id: &Value, class_uid: u32) -> Value {
     let mut unmapped = Map::new();
     if let Some(rec) = r.as_object() {
         for (k, v) in rec {
@@ -516,6 +661,9 @@ fn unmapped(r: &Value, id: &Value) -> Value {
             }
             unmapped.insert(k.clone(), v.clone());
         }
+    }
+    if !r["resources"].is_null() && class_uid != 6003 {
+        unmapped.insert("resources".into(), r["resources"].clone());
     }
     if s(&r["requestID"]).is_none() && !r["requestParameters"].is_null() {
         unmapped.insert("requestParameters".into(), r["requestParameters"].clone());
