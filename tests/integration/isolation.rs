@@ -16,21 +16,12 @@ async fn a_dead_siem_holds_up_nothing_and_gets_everything_once_back() {
     let d = tempfile::tempdir().unwrap();
     let (ids, _) = corpus::write_corpus(&d.path().join("trail"), FILES, RECORDS, 61);
     let archive = d.path().join("archive.ndjson");
-    let cfg = Pipeline::new(d.path())
-        .set("shutdown_timeout", "10s")
-        .file_source("trail", &d.path().join("trail"))
-        .file_sink("archive", &["trail"], &archive, keys! {})
-        .sink(
-            "siem",
-            "http",
-            &["trail"],
-            keys! {
-                "uri" => format!("{}/in", switch.url),
-                "connect_timeout" => "1s",
-                "retry.max_backoff" => "1s",
-            },
-        )
-        .write();
+    let cfg = archive_and_siem(
+        Pipeline::new(d.path()).set("shutdown_timeout", "10s"),
+        &d.path().join("trail"),
+        &archive,
+        &switch.url,
+    );
     let log = d.path().join("daemon.log");
     let mut p = spawn_daemon(&cfg, &log);
     let start = Instant::now();
@@ -121,20 +112,7 @@ async fn a_spill_reads_its_trail_files_again_after_a_kill_and_reports_a_deleted_
     let trail = d.path().join("trail");
     let (ids, _) = corpus::write_corpus(&trail, 10, RECORDS, 67);
     let archive = d.path().join("archive.ndjson");
-    let cfg = Pipeline::new(d.path())
-        .file_source("trail", &trail)
-        .file_sink("archive", &["trail"], &archive, keys! {})
-        .sink(
-            "siem",
-            "http",
-            &["trail"],
-            keys! {
-                "uri" => format!("{}/in", switch.url),
-                "connect_timeout" => "1s",
-                "retry.max_backoff" => "1s",
-            },
-        )
-        .write();
+    let cfg = archive_and_siem(Pipeline::new(d.path()), &trail, &archive, &switch.url);
     let mut p = spawn_daemon(&cfg, &d.path().join("first.log"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while ids_so_far(&archive).len() < ids.len() && Instant::now() < deadline {
@@ -204,4 +182,27 @@ async fn a_spill_reads_its_trail_files_again_after_a_kill_and_reports_a_deleted_
         want.len(),
         gone_ids.len()
     );
+}
+
+/// `p` with the trail files in `trail` going to a file archive and to an http SIEM at `siem`
+/// (quick to give up connecting and to retry), written out.
+fn archive_and_siem(
+    p: Pipeline,
+    trail: &std::path::Path,
+    archive: &std::path::Path,
+    siem: &str,
+) -> std::path::PathBuf {
+    p.file_source("trail", trail)
+        .file_sink("archive", &["trail"], archive, keys! {})
+        .sink(
+            "siem",
+            "http",
+            &["trail"],
+            keys! {
+                "uri" => format!("{siem}/in"),
+                "connect_timeout" => "1s",
+                "retry.max_backoff" => "1s",
+            },
+        )
+        .write()
 }
