@@ -46,12 +46,12 @@ pub struct Normalize {
     schema: Schema,
 }
 
-/// A console sign-in (records before eventType existed are known by their name and source).
 /// The record's `resources` entries (none when absent or not a list).
 pub fn resource_entries(r: &Value) -> impl Iterator<Item = &Value> {
     r["resources"].as_array().into_iter().flatten()
 }
 
+/// A console sign-in (records before eventType existed are known by their name and source).
 pub fn is_sign_in(r: &Value) -> bool {
     r["eventType"].as_str() == Some("AwsConsoleSignIn")
         || (r["eventSource"].as_str() == Some("signin.amazonaws.com")
