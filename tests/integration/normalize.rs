@@ -198,6 +198,11 @@ fn normalize_edges(schema: &str) -> Vec<Value> {
         .write();
     run_once(&cfg);
     let text = std::fs::read_to_string(d.path().join("out.ndjson")).unwrap();
+    // Integers beyond 64 bits come out as the record wrote them.
+    assert!(
+        text.contains(r#""n":123456789012345678901234567890"#),
+        "{text}"
+    );
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

@@ -3,6 +3,7 @@
 //! kept from the original record, so sinks still key, partition and time events as before.
 
 pub mod ecs;
+mod exact;
 pub mod ocsf;
 pub mod time;
 
@@ -101,7 +102,7 @@ pub fn convert(schema: Schema, raw: &[u8]) -> Option<(Vec<u8>, bool)> {
         Schema::Ocsf => ocsf::normalize(&v, &when, known),
         Schema::Ecs => ecs::normalize(&v, std::str::from_utf8(raw).ok()?, &when),
     };
-    Some((serde_json::to_vec(&out).ok()?, known))
+    Some((exact::to_vec(&v, raw, out)?, known))
 }
 
 impl Transform for Normalize {
