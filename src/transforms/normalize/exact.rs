@@ -6,7 +6,6 @@
 //! as text, are not affected by this.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -20,16 +19,14 @@ fn inexact(v: &Value) -> bool {
     }
 }
 
-/// Unguessable per process, so that no string in a record can pass for a marker.
+/// Unguessable, so that no string in a record can pass for a marker (a fresh one per record
+/// that takes this path; they are rare).
 fn nonce() -> u64 {
-    static N: OnceLock<u64> = OnceLock::new();
-    *N.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        let since = std::time::SystemTime::UNIX_EPOCH.elapsed();
-        h.write_u128(since.map_or(0, |d| d.as_nanos()));
-        h.finish()
-    })
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let since = std::time::SystemTime::UNIX_EPOCH.elapsed();
+    h.write_u128(since.map_or(0, |d| d.as_nanos()));
+    h.finish()
 }
 
 /// Replace every subtree of `out` equal to `find` with the string `marker`.
@@ -52,9 +49,10 @@ pub fn to_vec(r: &Value, raw: &[u8], mut out: Value) -> Option<Vec<u8>> {
     };
     let texts: BTreeMap<String, &RawValue> = serde_json::from_slice(raw).ok()?;
     let mut swaps = Vec::new();
+    let nonce = nonce();
     for (i, (k, v)) in rec.iter().filter(|(_, v)| inexact(v)).enumerate() {
         let Some(text) = texts.get(k) else { continue };
-        let marker = format!("\u{1}trailship-exact-{:x}-{i}", nonce());
+        let marker = format!("\u{1}trailship-exact-{nonce:x}-{i}");
         mark(&mut out, v, &marker);
         swaps.push((serde_json::to_string(&marker).ok()?, text.get()));
     }
