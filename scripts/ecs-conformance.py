@@ -7,7 +7,10 @@ the repository; they are Elastic-licensed and not copied here), runs each input 
 field Elastic's document has whether trailship writes the same value, another value, or
 nothing. Fields that describe Elastic's collection environment rather than the event (agent,
 input, log offset, ingest times, tags, GeoIP and AS lookups, ECS version) are left out and
-listed. Usage: scripts/ecs-conformance.py [SAMPLES_DIR] [--binary PATH]
+listed. Fields trailship writes that Elastic's document does not have are counted too
+("extra"), so the agreement is same / (same + different + missing + extra). `related.*` are
+compared as sets (ECS defines them as such; Elastic's own versions differ in their order).
+Usage: scripts/ecs-conformance.py [SAMPLES_DIR] [--binary PATH]
 """
 import argparse
 import glob
@@ -19,7 +22,7 @@ import tempfile
 
 ENVIRONMENT = (
     "agent.", "input.", "log.", "fileset.", "service.type", "tags", "ecs.version", "host.",
-    "event.created", "event.ingested", "event.module", "source.geo.", "source.as.",
+    "event.created", "event.ingested", "event.module", "event.dataset", "source.geo.", "source.as.",
     "user_agent.name", "user_agent.version", "user_agent.os.", "user_agent.device.",
     "cloud.provider",
 )
@@ -35,7 +38,9 @@ def flatten(v, prefix="", out=None):
     return out
 
 
-def same(a, b):
+def same(a, b, key=""):
+    if key.startswith("related.") and isinstance(a, list) and isinstance(b, list):
+        return sorted(map(json.dumps, a)) == sorted(map(json.dumps, b))
     # ECS allows a keyword field as a single value or an array of one.
     if isinstance(a, list) and len(a) == 1 and not isinstance(b, list):
         a = a[0]
@@ -74,7 +79,8 @@ def main():
     if not pairs:
         print(f"no reference pairs under {a.samples}", file=sys.stderr)
         return 2
-    total = {"same": 0, "different": 0, "missing": 0}
+    total = {"same": 0, "different": 0, "missing": 0, "extra": 0}
+    per_set = {}
     skipped = set()
     for exp_path in pairs:
         inp = exp_path[: -len("-expected.json")]
@@ -85,6 +91,7 @@ def main():
         got = {d.get("event", {}).get("original"): flatten(d) for d in run(a.binary, lines)}
         name = os.path.relpath(exp_path, a.samples)
         print(f"\n== {name}")
+        before = dict(total)
         for doc in expected:
             doc = flatten(doc)
             original = doc.get("event.original")
@@ -102,7 +109,7 @@ def main():
                 want = doc[k]
                 if k not in mine:
                     state = "missing"
-                elif same(mine[k], want):
+                elif same(mine[k], want, k):
                     state = "same"
                 else:
                     state = "different"
@@ -110,9 +117,21 @@ def main():
                 if state != "same":
                     shown = "" if state == "missing" else f"  trailship: {json.dumps(mine[k])[:80]}"
                     print(f"   {state:9} {k} = {json.dumps(want)[:80]}{shown}")
+            for k in sorted(set(mine) - set(doc)):
+                if k.startswith(ENVIRONMENT) or k == "event.original":
+                    continue
+                total["extra"] += 1
+                print(f"   extra     {k}  trailship: {json.dumps(mine[k])[:80]}")
+        group = per_set.setdefault(name.split(os.sep)[0], dict.fromkeys(total, 0))
+        for k in total:
+            group[k] += total[k] - before[k]
+    for name, counts in sorted(per_set.items()):
+        m = sum(counts.values())
+        print(f"{name}: {m} fields; same {counts['same']} ({100 * counts['same'] / max(m, 1):.1f}%), "
+              f"different {counts['different']}, missing {counts['missing']}, extra {counts['extra']}")
     n = sum(total.values())
-    print(f"\nfields compared: {n}; same {total['same']} ({100 * total['same'] / max(n, 1):.0f}%), "
-          f"different {total['different']}, missing {total['missing']}")
+    print(f"\nfields compared: {n}; same {total['same']} ({100 * total['same'] / max(n, 1):.1f}%), "
+          f"different {total['different']}, missing {total['missing']}, extra {total['extra']}")
     print(f"left out (collection environment): {', '.join(sorted(skipped))}")
     return 0
 

@@ -2,7 +2,7 @@
 //! output checked against the OCSF 1.1.0 rules (tests/common/ocsf.rs), ECS output against
 //! expected values written here, and the routing header kept (sinks still key by it).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -179,6 +179,12 @@ const EDGE_RECORDS: &[&str] = &[
     r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:01Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"AWS Internal","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"requestParameters":{"userName":"bob"},"responseElements":{"user":{"userName":"bob","userId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/bob"}},"resources":[{"ARNPrefix":"arn:aws:s3:::b/","type":"AWS::S3::Object"},{"type":"AWS::S3::Bucket"}],"eventID":"edge-5"}"#,
     // S3 DeleteObjects: a resource known only by a prefix, one by nothing but its type.
     r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:02Z","eventSource":"s3.amazonaws.com","eventName":"DeleteObjects","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"resources":[{"ARNPrefix":"arn:aws:s3:::b/","type":"AWS::S3::Object"},{"type":"AWS::S3::Bucket"}],"eventID":"edge-6"}"#,
+    // An assumed role whose session is named by an e-mail address; empty values Elastic drops.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:03Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.8","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:jo@example.com","arn":"arn:aws:sts::111122223333:assumed-role/Sso/jo@example.com","accountId":"111122223333","accessKeyId":"ASIAEXAMPLE","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::111122223333:role/Sso","userName":"Sso"}}},"requestParameters":{"roleArn":"arn:aws:iam::111122223333:role/Target","roleSessionName":"jo@example.com","policy":"","tags":[],"durationSeconds":"-"},"managementEvent":true,"eventID":"edge-7","recipientAccountId":"111122223333"}"#,
+    // An Identity Center sign-in: the user named only in additionalEventData.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:04Z","eventSource":"signin.amazonaws.com","eventName":"UserAuthentication","eventType":"AwsServiceEvent","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.9","userIdentity":{"type":"IdentityCenterUser","accountId":"111122223333","onBehalfOf":{"userId":"9067a5ee-5678","identityStoreArn":"arn:aws:identitystore::111122223333:identitystore/d-1234567890"},"credentialId":"cred"},"additionalEventData":{"UserName":"sam@example.com","CredentialType":"PASSWORD"},"serviceEventDetails":{"CredentialChallenge":"Success","empty":""},"eventID":"edge-8","recipientAccountId":"111122223333"}"#,
+    // IAM UpdateUser renames a user; AddUserToGroup names the group.
+    r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:05Z","eventSource":"iam.amazonaws.com","eventName":"UpdateUser","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.2","userIdentity":{"type":"IAMUser","principalId":"AIDAADMIN","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"requestParameters":{"userName":"bob","newUserName":"robert","groupName":"ops"},"eventID":"edge-9"}"#,
 ];
 
 fn normalize_edges(schema: &str) -> Vec<Value> {
@@ -294,4 +300,76 @@ fn edge_records_become_ecs_with_every_time_form_read() {
         by("edge-3")["@timestamp"].is_string(),
         "the time it was normalized"
     );
+    // As Elastic's pipeline writes them (its default.yml and its own pipeline tests).
+    let made = by("edge-5");
+    assert_eq!(made["user"]["target"]["id"], "AIDAEXAMPLE");
+    assert_eq!(made["user"]["target"]["name"], "bob");
+    assert_eq!(made["event"]["category"], json!(["iam"]));
+    assert_eq!(made["event"]["type"], json!(["user", "creation"]));
+    assert_eq!(
+        made["related"]["user"],
+        json!(["bob", "AIDAEXAMPLE", "admin"])
+    );
+    assert_eq!(made["target"]["entity"]["id"], json!(["bob"]));
+    assert_eq!(made["entity"]["target"]["id"], json!(["bob"]));
+    let role = by("edge-7");
+    assert_eq!(role["user"]["name"], "Sso");
+    assert_eq!(role["user"]["email"], "jo@example.com");
+    assert_eq!(
+        role["related"]["user"],
+        json!(["jo@example.com", "jo", "AROAEXAMPLE:jo@example.com", "Sso"])
+    );
+    assert_eq!(
+        role["actor"]["entity"]["id"],
+        json!(["arn:aws:iam::111122223333:role/Sso"])
+    );
+    assert_eq!(
+        role["target"]["entity"]["id"],
+        json!(["arn:aws:iam::111122223333:role/Target"])
+    );
+    assert_eq!(role["aws"]["cloudtrail"]["management_event"], "true");
+    let ct = &role["aws"]["cloudtrail"];
+    assert_eq!(
+        ct["flattened"]["request_parameters"],
+        json!({"roleArn": "arn:aws:iam::111122223333:role/Target", "roleSessionName": "jo@example.com"})
+    );
+    assert!(
+        !ct["request_parameters"]
+            .as_str()
+            .unwrap()
+            .contains("policy=")
+    );
+    let sso = by("edge-8");
+    assert_eq!(sso["user"]["name"], "sam@example.com");
+    assert_eq!(sso["user"]["email"], "sam@example.com");
+    assert_eq!(sso["user"]["id"], "9067a5ee-5678");
+    assert_eq!(
+        sso["aws"]["cloudtrail"]["flattened"]["service_event_details"],
+        json!({"CredentialChallenge": "Success"})
+    );
+    assert_eq!(
+        sso["aws"]["cloudtrail"]["service_event_details"],
+        "{CredentialChallenge=Success}"
+    );
+    assert!(
+        sso["related"]["entity"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(
+                "arn:aws:identitystore::111122223333:identitystore/d-1234567890"
+            ))
+    );
+    let renamed = by("edge-9");
+    assert_eq!(renamed["user"]["changes"]["name"], "robert");
+    assert_eq!(renamed["group"]["name"], "ops");
+    assert_eq!(renamed["event"]["type"], json!(["user", "change"]));
+    assert_eq!(
+        renamed["related"]["user"],
+        json!(["bob", "robert", "AIDAADMIN", "admin"])
+    );
+    // No category where Elastic has none, and its default type.
+    let listed = by("edge-6");
+    assert!(listed["event"].get("category").is_none());
+    assert_eq!(listed["event"]["type"], json!(["info"]));
+    assert_eq!(by("edge-2")["event"]["category"], json!(["host"]));
 }

@@ -89,7 +89,7 @@ pub fn convert(schema: Schema, raw: &[u8]) -> Option<(Vec<u8>, bool)> {
     if schema == Schema::Raw {
         return Some((raw.to_vec(), true));
     }
-    let v: Value = serde_json::from_slice(raw).ok()?;
+    let mut v: Value = serde_json::from_slice(raw).ok()?;
     if !v.is_object() {
         return None;
     }
@@ -100,7 +100,10 @@ pub fn convert(schema: Schema, raw: &[u8]) -> Option<(Vec<u8>, bool)> {
     let out = match schema {
         Schema::Raw => return None,
         Schema::Ocsf => ocsf::normalize(&v, &when, known),
-        Schema::Ecs => ecs::normalize(&v, std::str::from_utf8(raw).ok()?, &when),
+        Schema::Ecs => {
+            ecs::drop_empty(&mut v);
+            ecs::normalize(&v, std::str::from_utf8(raw).ok()?, &when)
+        }
     };
     Some((exact::to_vec(&v, raw, out)?, known))
 }
