@@ -8,10 +8,13 @@
 
 mod category;
 mod entity;
+mod text;
 
-use std::collections::HashMap;
-
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+
+use text::{Ordered, java_order, java_text};
 
 fn s(v: &Value) -> Option<&str> {
     v.as_str().filter(|x| !x.is_empty())
@@ -42,48 +45,6 @@ fn set(root: &mut Map<String, Value>, path: &str, v: Value) {
 
 fn str_v(v: Option<&str>) -> Value {
     v.map_or(Value::Null, |x| Value::String(x.into()))
-}
-
-/// Java's `String.hashCode`, spread as `java.util.HashMap` does.
-fn java_hash(k: &str) -> u32 {
-    let h = k
-        .encode_utf16()
-        .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
-    h ^ (h >> 16)
-}
-
-/// The order a `java.util.HashMap` of these keys iterates in: by bucket of a table sized for
-/// them (16, doubled while more than 3/4 full).
-fn java_order<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
-    let mut keys: Vec<&String> = keys.collect();
-    let mut cap = 16usize;
-    while keys.len() * 4 > cap * 3 {
-        cap *= 2;
-    }
-    keys.sort_by_key(|k| java_hash(k) as usize & (cap - 1));
-    keys
-}
-
-/// Elastic's text form of a JSON value (a Java map's `toString`, keys in Java's HashMap
-/// order): `{a=1, b=[x, y]}`.
-pub fn java_text(v: &Value) -> String {
-    match v {
-        Value::Object(m) => format!(
-            "{{{}}}",
-            java_order(m.keys())
-                .into_iter()
-                .map(|k| format!("{k}={}", java_text(&m[k])))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(java_text).collect::<Vec<_>>().join(", ")
-        ),
-        Value::String(x) => x.clone(),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Epoch milliseconds as Elastic writes `@timestamp`: `2016-11-14T17:25:45.000Z`.
@@ -147,7 +108,7 @@ pub fn normalize(r: &Value, raw: &str, when: &super::time::When) -> Value {
     if !related.is_empty() {
         set(&mut o, "related.user", json!(related));
     }
-    cloudtrail_fields(&mut o, r);
+    cloudtrail_fields(&mut o, r, raw);
     Value::Object(o)
 }
 
@@ -310,7 +271,8 @@ fn tls_fields(o: &mut Map<String, Value>, tls: &Map<String, Value>) {
 /// `aws.cloudtrail.resources`: each resource once per (ARN, account, type), with Elastic's
 /// key names, in the order Elastic's Java map of them iterates.
 fn resources(r: &Value) -> Option<Value> {
-    let mut unique: HashMap<String, Map<String, Value>> = HashMap::new();
+    // In the order first put, a repeated key's last value (a Java map's put).
+    let mut unique: Vec<(String, Map<String, Value>)> = Vec::new();
     for x in super::resource_entries(r) {
         let Some(m) = x.as_object() else { continue };
         let mut res = m.clone();
@@ -322,15 +284,18 @@ fn resources(r: &Value) -> Option<Value> {
         }
         let part = |k: &str| res.get(k).map_or(String::new(), plain_text);
         let key = format!("{}_{}_{}", part("arn"), part("account_id"), part("type"));
-        unique.insert(key, res);
+        match unique.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = res,
+            None => unique.push((key, res)),
+        }
     }
     if unique.is_empty() {
         return None;
     }
-    let keys: Vec<String> = unique.keys().cloned().collect();
-    let list = java_order(keys.iter())
+    let held = unique.len();
+    let list = java_order(unique.iter().map(|(k, v)| (k.as_str(), v)), held)
         .into_iter()
-        .filter_map(|k| unique.get(k).cloned().map(Value::Object))
+        .map(|(_, v)| Value::Object(v.clone()))
         .collect();
     Some(Value::Array(list))
 }
@@ -343,8 +308,34 @@ fn plain_text(v: &Value) -> String {
     }
 }
 
+/// The record's parts Elastic renders as text, as the record wrote them.
+#[derive(Deserialize)]
+struct Parts<'a> {
+    #[serde(rename = "requestParameters", borrow, default)]
+    request: Option<&'a RawValue>,
+    #[serde(rename = "responseElements", borrow, default)]
+    response: Option<&'a RawValue>,
+    #[serde(rename = "additionalEventData", borrow, default)]
+    additional: Option<&'a RawValue>,
+    #[serde(rename = "serviceEventDetails", borrow, default)]
+    service: Option<&'a RawValue>,
+}
+
+/// `v` (the record's `field`) in Elastic's text form, its keys in the record's order when
+/// its text can be read again from `parts`.
+fn rendered(v: &Value, part: Option<&RawValue>) -> String {
+    let ordered = part.and_then(|p| serde_json::from_str::<Ordered>(p.get()).ok());
+    match ordered {
+        Some(mut o) => {
+            o.drop_empty();
+            o.java_text()
+        }
+        None => java_text(v),
+    }
+}
+
 /// `aws.cloudtrail.*`: the record's own fields as Elastic's integration names them.
-fn cloudtrail_fields(o: &mut Map<String, Value>, r: &Value) {
+fn cloudtrail_fields(o: &mut Map<String, Value>, r: &Value, raw: &str) {
     for (k, f) in [
         ("event_version", "eventVersion"),
         ("event_type", "eventType"),
@@ -373,15 +364,33 @@ fn cloudtrail_fields(o: &mut Map<String, Value>, r: &Value) {
     ct(o, "error_code", str_v(s(&r["errorCode"])));
     ct(o, "error_message", str_v(s(&r["errorMessage"])));
     user_identity_fields(o, &r["userIdentity"]);
-    for (k, f) in [
-        ("request_parameters", "requestParameters"),
-        ("response_elements", "responseElements"),
-        ("additional_eventdata", "additionalEventData"),
-        ("service_event_details", "serviceEventDetails"),
+    let parts = serde_json::from_str::<Parts>(raw).ok();
+    let part = parts.as_ref();
+    for (k, f, p) in [
+        (
+            "request_parameters",
+            "requestParameters",
+            part.and_then(|p| p.request),
+        ),
+        (
+            "response_elements",
+            "responseElements",
+            part.and_then(|p| p.response),
+        ),
+        (
+            "additional_eventdata",
+            "additionalEventData",
+            part.and_then(|p| p.additional),
+        ),
+        (
+            "service_event_details",
+            "serviceEventDetails",
+            part.and_then(|p| p.service),
+        ),
     ] {
         let v = &r[f];
         if !v.is_null() {
-            let text = java_text(v);
+            let text = rendered(v, p);
             // Elastic keeps the object only while its text fits a keyword (32,766 bytes).
             let fits = text.encode_utf16().count() < 32766;
             ct(o, k, text.into());
@@ -450,20 +459,5 @@ fn user_identity_fields(o: &mut Map<String, Value>, id: &Value) {
             &format!("user_identity.session_context.session_issuer.{k}"),
             str_v(s(&issuer[f])),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn java_text_is_elastics_map_form() {
-        let v: Value = serde_json::from_str(r#"{"a":"x","b":[1,"y"],"c":{"d":null}}"#).unwrap();
-        assert_eq!(java_text(&v), "{a=x, b=[1, y], c={d=null}}");
-        // Java's HashMap order, as Elastic prints it.
-        let v: Value =
-            serde_json::from_str(r#"{"MobileVersion":"No","LoginTo":"x","MFAUsed":"No"}"#).unwrap();
-        assert_eq!(java_text(&v), "{LoginTo=x, MobileVersion=No, MFAUsed=No}");
     }
 }
