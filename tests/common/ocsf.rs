@@ -5,7 +5,9 @@
 //! `$include`d attribute sets, profile annotations), then each event is checked for: its class,
 //! category and type ids; required attributes (those of a profile only when the event lists the
 //! profile); attributes the class or object does not define; data types (strings, integers,
-//! booleans, RFC 3339 `datetime_t`, `ip_t`); enum ids and their sibling captions (any text for
+//! booleans, and every type the dictionary gives a `regex` or a `range` checked with that very
+//! regex or range — `datetime_t`, `ip_t`, `email_t`, `hostname_t`, `mac_t`, `uuid_t`, `port_t`
+//! — plus an RFC 3339 and an IP address parse); enum ids and their sibling captions (any text for
 //! 99, Other); `at_least_one` and `just_one` constraints; the datetime profile's `_dt` siblings;
 //! null values; and observables (type ids as the server derives them, names that point at the
 //! value they carry).
@@ -31,6 +33,9 @@ struct Schema {
     objects: HashMap<String, Def>,
     classes: HashMap<i64, Def>,
     profiles: Vec<String>,
+    /// The dictionary's patterns and ranges by type name.
+    patterns: HashMap<String, regex_lite::Regex>,
+    ranges: HashMap<String, (i64, i64)>,
 }
 
 fn root() -> PathBuf {
@@ -174,13 +179,38 @@ fn load() -> Schema {
         .iter()
         .map(|p| read(p)["name"].as_str().unwrap().to_string())
         .collect();
+    let (patterns, ranges) = type_rules(&types);
     Schema {
         dict,
         types,
         objects,
         classes,
         profiles,
+        patterns,
+        ranges,
     }
+}
+
+/// The `regex` and `range` the dictionary gives its types, compiled.
+fn type_rules(
+    types: &Attrs,
+) -> (
+    HashMap<String, regex_lite::Regex>,
+    HashMap<String, (i64, i64)>,
+) {
+    let mut patterns = HashMap::new();
+    let mut ranges = HashMap::new();
+    for (name, t) in types {
+        if let Some(re) = t["regex"].as_str() {
+            let compiled = regex_lite::Regex::new(re)
+                .unwrap_or_else(|e| panic!("the schema's regex for {name}: {e}"));
+            patterns.insert(name.clone(), compiled);
+        }
+        if let Some([lo, hi]) = t["range"].as_array().map(|r| r.as_slice()) {
+            ranges.insert(name.clone(), (lo.as_i64().unwrap(), hi.as_i64().unwrap()));
+        }
+    }
+    (patterns, ranges)
 }
 
 /// The observable type ids, as the server derives them: from the types and objects that name
@@ -445,12 +475,17 @@ impl Cx<'_> {
             }
         };
         let text = x.as_str().unwrap_or_default();
-        let ok = ok
-            && match ty {
+        let ok =
+            ok && match ty {
                 "datetime_t" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
                 "ip_t" => text.parse::<std::net::IpAddr>().is_ok(),
                 _ => true,
-            };
+            } && self.s.patterns.get(ty).is_none_or(|re| re.is_match(text))
+                && self
+                    .s
+                    .ranges
+                    .get(ty)
+                    .is_none_or(|(lo, hi)| x.as_i64().is_some_and(|n| (*lo..=*hi).contains(&n)));
         if !ok {
             errs.push(format!("{p}: {x} is not a {ty}"));
         }

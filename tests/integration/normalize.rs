@@ -221,6 +221,13 @@ fn edge_records_become_valid_ocsf_with_every_time_form_read() {
     let (_, invalid) = crate::common::ocsf::summary(&docs);
     assert!(invalid.is_empty(), "{invalid:#?}");
     let by = |id: &str| by_uid(&docs, "/metadata/uid", id);
+    // The validator applies the dictionary's own regexes and ranges: a bent copy fails.
+    let mut bent = by("edge-6").clone();
+    bent["actor"]["user"]["email_addr"] = json!("not an address");
+    bent["src_endpoint"]["port"] = json!(70000);
+    let errs = crate::common::ocsf::validate(&bent).join("\n");
+    assert!(errs.contains("is not a email_t"), "{errs}");
+    assert!(errs.contains("is not a port_t"), "{errs}");
     let lake = by("edge-1");
     assert_eq!(lake["time"], 1_743_007_437_000i64);
     assert_eq!(lake["time_dt"], "2025-03-26T16:43:57Z");
