@@ -321,6 +321,18 @@ struct Parts<'a> {
     service: Option<&'a RawValue>,
 }
 
+impl<'a> Parts<'a> {
+    fn of(&self, field: &str) -> Option<&'a RawValue> {
+        match field {
+            "requestParameters" => self.request,
+            "responseElements" => self.response,
+            "additionalEventData" => self.additional,
+            "serviceEventDetails" => self.service,
+            _ => None,
+        }
+    }
+}
+
 /// `v` (the record's `field`) in Elastic's text form, its keys in the record's order when
 /// its text can be read again from `parts`.
 fn rendered(v: &Value, part: Option<&RawValue>) -> String {
@@ -366,31 +378,15 @@ fn cloudtrail_fields(o: &mut Map<String, Value>, r: &Value, raw: &str) {
     user_identity_fields(o, &r["userIdentity"]);
     let parts = serde_json::from_str::<Parts>(raw).ok();
     let part = parts.as_ref();
-    for (k, f, p) in [
-        (
-            "request_parameters",
-            "requestParameters",
-            part.and_then(|p| p.request),
-        ),
-        (
-            "response_elements",
-            "responseElements",
-            part.and_then(|p| p.response),
-        ),
-        (
-            "additional_eventdata",
-            "additionalEventData",
-            part.and_then(|p| p.additional),
-        ),
-        (
-            "service_event_details",
-            "serviceEventDetails",
-            part.and_then(|p| p.service),
-        ),
+    for (k, f) in [
+        ("request_parameters", "requestParameters"),
+        ("response_elements", "responseElements"),
+        ("additional_eventdata", "additionalEventData"),
+        ("service_event_details", "serviceEventDetails"),
     ] {
         let v = &r[f];
         if !v.is_null() {
-            let text = rendered(v, p);
+            let text = rendered(v, part.and_then(|p| p.of(f)));
             // Elastic keeps the object only while its text fits a keyword (32,766 bytes).
             let fits = text.encode_utf16().count() < 32766;
             ct(o, k, text.into());
