@@ -4,8 +4,10 @@
 //! SIEM that flaps (30 s refusing connections, 30 s up). Half way through the config is
 //! reloaded (SIGHUP); 30 s later the daemon is killed (`kill -9`) and started again. At the end
 //! the SIEM stays up until both sinks hold every event, and the run reports what was lost
-//! (must be nothing), the duplicates per sink, and the daemon's RSS at 1/5 of the run and at
-//! its end (the restarted process by then).
+//! (must be nothing), the duplicates per sink, and the daemon's RSS, sampled every second, over
+//! the minute around 1/5 of the run and over its last minute (the restarted process by then):
+//! each window spans one whole down-and-up cycle of the SIEM, so their peaks compare like with
+//! like where two single samples would compare whatever phase each fell in.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -93,6 +95,18 @@ fn report(what: &str, got: &[String], want: &HashSet<String>) -> bool {
     lost == 0
 }
 
+/// The peak and the median of the RSS samples taken in `from..to` seconds.
+fn window(samples: &[(u64, f64)], from: u64, to: u64) -> (f64, f64) {
+    let mut v: Vec<f64> = samples
+        .iter()
+        .filter(|(t, _)| (from..to).contains(t))
+        .map(|(_, r)| *r)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let peak = v.last().copied().unwrap_or(0.0);
+    (peak, v.get(v.len() / 2).copied().unwrap_or(0.0))
+}
+
 fn main() {
     let secs: u64 = std::env::var("TRAILSHIP_SOAK_SECS")
         .ok()
@@ -129,8 +143,9 @@ fn main() {
     let log = root.join("daemon.log");
     let mut p = start(&cfg, &log);
     let t0 = Instant::now();
-    let (mut reloaded, mut killed, mut rss_early) = (false, false, 0.0);
-    let mut sampled = 0;
+    let (mut reloaded, mut killed) = (false, false);
+    let (mut sampled, mut next_rss) = (0, 0);
+    let mut rss: Vec<(u64, f64)> = Vec::new();
     for (i, f) in pending.iter().enumerate() {
         let at = t0 + Duration::from_millis(1000 * i as u64 / FILES_PER_SEC);
         if let Some(d) = at.checked_duration_since(Instant::now()) {
@@ -143,8 +158,9 @@ fn main() {
             sampled = el + 30;
             println!("{el} s: RSS {:.1} MiB", rss_mib(p.id()));
         }
-        if rss_early == 0.0 && el >= secs / 5 {
-            rss_early = rss_mib(p.id());
+        if el >= next_rss {
+            next_rss = el + 1;
+            rss.push((el, rss_mib(p.id())));
         }
         if !reloaded && el >= secs / 2 {
             reloaded = true;
@@ -161,7 +177,6 @@ fn main() {
         }
         std::fs::rename(f, trail.join(format!("f{i:06}.json.gz"))).expect("move a file in");
     }
-    let rss_end = rss_mib(p.id());
     switch.set(true);
     let archive = root.join("archive.ndjson");
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -174,11 +189,19 @@ fn main() {
     }
     signal(&p, libc::SIGTERM);
     let _ = p.wait();
+    let early = window(&rss, (secs / 5).saturating_sub(30), secs / 5 + 30);
+    let late = window(&rss, secs.saturating_sub(60), secs);
     println!(
-        "RSS at {} s: {rss_early:.1} MiB; at the end ({} s, the process started after the kill): {rss_end:.1} MiB ({:+.1}%)",
-        secs / 5,
-        secs,
-        100.0 * (rss_end - rss_early) / rss_early.max(0.1)
+        "RSS over {}..{} s: peak {:.1} MiB, median {:.1} MiB; over the last minute (the process \
+         started after the kill): peak {:.1} MiB ({:+.1}%), median {:.1} MiB ({:+.1}%)",
+        (secs / 5).saturating_sub(30),
+        secs / 5 + 30,
+        early.0,
+        early.1,
+        late.0,
+        100.0 * (late.0 - early.0) / early.0.max(0.1),
+        late.1,
+        100.0 * (late.1 - early.1) / early.1.max(0.1),
     );
     let ok = report("archive", &archive_ids(&archive), &want)
         & report("siem", &got.lock().unwrap(), &want);

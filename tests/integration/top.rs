@@ -158,3 +158,17 @@ fn top_says_when_it_cannot_reach_the_api() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}/metrics")), "{err}");
 }
+
+/// The daemon returns freed memory to the system on a thread of its own (glibc builds).
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn a_daemon_runs_the_memory_trimmer() {
+    let (_d, _port, p) = running();
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", p.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    stop(p);
+    assert!(names.iter().any(|n| n == "malloc-trim"), "{names:?}");
+}
