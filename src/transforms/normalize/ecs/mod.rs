@@ -8,6 +8,7 @@
 
 mod category;
 mod entity;
+mod services;
 mod text;
 
 use serde::Deserialize;
