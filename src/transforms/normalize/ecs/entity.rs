@@ -5,7 +5,7 @@
 //! (`related.entity`). Per service, a table says which fields name related entities and, per
 //! event name, which name the targets. Sets come out sorted, as Elastic's do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -275,30 +275,30 @@ pub fn fields(o: &mut Map<String, Value>, r: &Value, source: &str, name: &str) {
     let (mut related, targets) = related_and_targets(r, source, name);
     if !targets.is_empty() {
         set(o, "target.entity.id", ids(&targets));
-        for kind in ["user", "host", "service", "entity"] {
-            let of_kind: BTreeSet<String> = targets
-                .iter()
-                .filter(|t| target_kind(t) == kind)
-                .cloned()
-                .collect();
-            if !of_kind.is_empty() {
-                let field = if kind == "entity" {
-                    "entity.target.id".to_string()
-                } else {
-                    format!("{kind}.target.entity.id")
-                };
-                set(o, &field, ids(&of_kind));
-            }
+        let mut by_kind: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for t in &targets {
+            by_kind.entry(target_kind(t)).or_default().insert(t.clone());
+        }
+        for (kind, of_kind) in &by_kind {
+            let field = match *kind {
+                "user" => "user.target.entity.id",
+                "host" => "host.target.entity.id",
+                "service" => "service.target.entity.id",
+                _ => "entity.target.id",
+            };
+            set(o, field, ids(of_kind));
         }
         related.extend(targets);
     }
     if let Some(a) = actor(r, source, name) {
         set(o, "actor.entity.id", json!([a]));
         let field = match actor_kind(r, &a) {
-            "entity" => "entity.id".to_string(),
-            kind => format!("{kind}.entity.id"),
+            "user" => "user.entity.id",
+            "host" => "host.entity.id",
+            "service" => "service.entity.id",
+            _ => "entity.id",
         };
-        set(o, &field, json!([a]));
+        set(o, field, json!([a]));
     }
     if !related.is_empty() {
         set(o, "related.entity", ids(&related));

@@ -61,10 +61,15 @@ fn timestamp(t: &str) -> Option<String> {
 
 /// Whether Elastic's first pass drops this value: null, empty, `-`, `none`, or a list or
 /// object left empty by the pass.
+/// A text Elastic's first pass drops as empty.
+fn empty_text(s: &str) -> bool {
+    s.is_empty() || s == "-" || s == "none"
+}
+
 fn droppable(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.is_empty() || s == "-" || s == "none",
+        Value::String(s) => empty_text(s),
         Value::Array(a) => a.is_empty(),
         Value::Object(m) => m.is_empty(),
         _ => false,

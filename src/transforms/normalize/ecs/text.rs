@@ -95,7 +95,7 @@ impl Ordered {
     fn droppable(&self) -> bool {
         match self {
             Ordered::Null => true,
-            Ordered::Str(s) => s.is_empty() || s == "-" || s == "none",
+            Ordered::Str(s) => super::empty_text(s),
             Ordered::Arr(a) => a.is_empty(),
             Ordered::Obj(m, _) => m.is_empty(),
             Ordered::Scalar(_) => false,
