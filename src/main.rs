@@ -16,6 +16,33 @@ use trailship::topology::{Config, DEFAULT_CONFIG};
 
 use trailship::cli::run::{self as daemon, EXIT_BAD_INPUT, EXIT_CONFIG, RunOptions};
 
+/// jemalloc, not glibc's malloc: glibc keeps an arena per contending thread and hands back
+/// little of what is freed in one, so a daemon's RSS climbed with the arenas' free space over
+/// hours (+25–42% in the 10-minute soak, with `malloc_trim` every 10 s); jemalloc with the
+/// settings below stays flat and is faster (README, "Soak" and "Performance").
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's built-in options: purge freed pages on a background thread, give dirty pages
+/// back after 1 s, and skip the "muzzy" stage (`MADV_FREE`d pages still count in RSS until the
+/// kernel needs them, which reads as growth to every monitor). `_RJEM_MALLOC_CONF` in the
+/// environment overrides them.
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[used]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// A C string pointer jemalloc reads before `main` (a plain `*const c_char` is not `Sync`).
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: it points at a string literal, never written.
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+unsafe impl Sync for MallocConf {}
+
 /// `trailship verify`: a digest or log file failed its check.
 const EXIT_INTEGRITY: u8 = 5;
 
@@ -194,37 +221,9 @@ fn run(format: LogFormat, config: Option<PathBuf>, once: bool, watch_config: boo
         watch_config,
         progress: None,
     };
-    if !once {
-        return_freed_memory();
-    }
     let code = rt.block_on(daemon::run(cfg, opts));
     end(rt);
     ExitCode::from(code)
-}
-
-/// Give the memory glibc holds free back to the system every 10 s. glibc keeps an arena per
-/// contending thread (up to 8 per core) and returns little of what is freed in one; over hours
-/// a daemon's RSS then climbs with the arenas' free space, not with anything it holds
-/// (measured: README, "Soak"). `malloc_trim` walks the arenas and releases their free pages
-/// (a few milliseconds); limiting the arenas instead cost 40% of normalize throughput.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let spawned = std::thread::Builder::new()
-            .name("malloc-trim".into())
-            .spawn(|| {
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(10));
-                    // SAFETY: malloc_trim only returns free memory; it is thread-safe.
-                    unsafe {
-                        libc::malloc_trim(0);
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the memory trimmer; RSS may creep up over hours");
-        }
-    }
 }
 
 /// Drop the runtime without waiting on a thread that cannot finish (a reader blocked on a

@@ -627,6 +627,16 @@ const STATICS: &[(&str, &str, &str)] = &[
         "the terminal's progress line",
     ),
     (
+        "main.rs",
+        "ALLOCATOR",
+        "the global allocator (Rust requires a static; it holds no outcome)",
+    ),
+    (
+        "main.rs",
+        "JEMALLOC_CONF",
+        "jemalloc's built-in options, read before main (a constant string)",
+    ),
+    (
         "sources/file/tracker.rs",
         "NEXT",
         "generations unique per process (identity, not an outcome)",
