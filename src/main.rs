@@ -19,7 +19,8 @@ use trailship::cli::run::{self as daemon, EXIT_BAD_INPUT, EXIT_CONFIG, RunOption
 /// jemalloc, not glibc's malloc: glibc keeps an arena per contending thread and hands back
 /// little of what is freed in one, so a daemon's RSS climbed with the arenas' free space over
 /// hours (+25–42% in the 10-minute soak, with `malloc_trim` every 10 s); jemalloc with the
-/// settings below stays flat and is faster (README, "Soak" and "Performance").
+/// settings below holds a third less, climbs less, and is faster (README, "Soak" and
+/// "Performance").
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
